@@ -1,0 +1,230 @@
+"""The in-memory dataset and the generic `.npz` file (DESIGN section 1), validated key by key.
+
+Every reader converts to `SkeletonDataset`; every stage (training, evaluation, export) consumes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import zipfile
+from typing import Any
+
+import numpy as np
+
+from skeleton_anon.data.layouts import Layout, get_layout
+from skeleton_anon.errors import DataError, OutputExistsError
+
+PRIVACY_TARGETS = ('subject', 'gender')
+
+
+@dataclasses.dataclass
+class SkeletonDataset:
+  """Skeleton sequences with labels, channels last.
+
+  x: float32 [N, M, T, V, 3]; absent persons and padded frames are exactly 0.
+  lengths: int32 [N] valid frames per sample. action, subject: int32 [N], 0-based.
+  gender: int32 [N] 0/1/-1 or None. split: int8 [N] 0 train / 1 test, or None.
+  names: str [N] or None. layout: registered name or 'custom' (then `edges` is set).
+  meta: free-form provenance (source format, camera/setup arrays parsed from names, ...); it is
+  not written to the generic file except the keys listed in `EXTRA_KEYS`.
+  """
+  x: np.ndarray
+  lengths: np.ndarray
+  action: np.ndarray
+  subject: np.ndarray
+  layout: str = 'ntu25'
+  gender: np.ndarray | None = None
+  split: np.ndarray | None = None
+  names: np.ndarray | None = None
+  edges: np.ndarray | None = None
+  meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  @property
+  def num_samples(self) -> int:
+    return int(self.x.shape[0])
+
+  @property
+  def num_persons(self) -> int:
+    return int(self.x.shape[1])
+
+  @property
+  def num_frames(self) -> int:
+    return int(self.x.shape[2])
+
+  @property
+  def num_joints(self) -> int:
+    return int(self.x.shape[3])
+
+  def get_layout(self) -> Layout:
+    return get_layout(self.layout, edges=self.edges, num_joints=self.num_joints)
+
+  def privacy_labels(self, target: str) -> np.ndarray:
+    """The private label z for `target` in {'subject', 'gender'}."""
+    if target == 'subject':
+      return self.subject
+    if target == 'gender':
+      if self.gender is None:
+        raise DataError(None, "privacy_target 'gender' needs a 'gender' array", key='gender')
+      return self.gender
+    raise DataError(None, f'unknown privacy_target {target!r}; use one of {PRIVACY_TARGETS}')
+
+  def subset(self, index) -> 'SkeletonDataset':
+    """Samples at `index` (a boolean mask or integer indices); arrays are copied."""
+    def take(a):
+      return None if a is None else a[index]
+    return dataclasses.replace(
+        self, x=self.x[index], lengths=self.lengths[index], action=self.action[index],
+        subject=self.subject[index], gender=take(self.gender), split=take(self.split),
+        names=take(self.names), meta=dict(self.meta))
+
+  def with_x(self, x: np.ndarray) -> 'SkeletonDataset':
+    """Same labels, new coordinates (e.g. anonymized)."""
+    return dataclasses.replace(self, x=x, meta=dict(self.meta))
+
+
+def _check(path, ok: bool, problem: str, key: str | None = None, sample: int | None = None,
+           names=None):
+  if not ok:
+    name = None if names is None or sample is None else str(names[sample])
+    raise DataError(path, problem, key=key, sample=sample, name=name)
+
+
+def _first_bad(mask: np.ndarray) -> int:
+  return int(np.flatnonzero(mask)[0])
+
+
+def validate(ds: SkeletonDataset, path=None) -> SkeletonDataset:
+  """Checks every array against DESIGN section 1; raises DataError naming file, key, sample."""
+  x = ds.x
+  _check(path, isinstance(x, np.ndarray) and x.dtype == np.float32,
+         f'x must be float32, got {getattr(x, "dtype", type(x).__name__)}', 'x')
+  _check(path, x.ndim == 5 and x.shape[-1] == 3,
+         f'x must have shape [N, M, T, V, 3], got {list(x.shape)}', 'x')
+  n, _, t, v, _ = x.shape
+  _check(path, n > 0, 'x holds no samples', 'x')
+  names = ds.names if ds.names is not None and len(ds.names) == n else None
+  finite = np.isfinite(x).reshape(n, -1).all(axis=1)
+  if not finite.all():
+    i = _first_bad(~finite)
+    _check(path, False, 'coordinates contain NaN or inf', 'x', i, names)
+
+  def int_labels(key, arr, dtype, lo=0, hi=None, allow=()):
+    _check(path, arr is not None, f'missing required key {key!r}', key)
+    arr = np.asarray(arr)
+    _check(path, np.issubdtype(arr.dtype, np.integer),
+           f'{key} must be integers ({np.dtype(dtype).name}), got {arr.dtype}', key)
+    _check(path, arr.shape == (n,), f'{key} must have shape [{n}] (one per sample), '
+           f'got {list(arr.shape)}', key)
+    bad = (arr < lo) & ~np.isin(arr, allow)
+    if hi is not None:
+      bad |= arr > hi
+    if bad.any():
+      i = _first_bad(bad)
+      rng = f'{lo}..{hi}' if hi is not None else f'>= {lo}'
+      extra = f' or {list(allow)}' if allow else ''
+      _check(path, False, f'{key} = {arr[i]} is outside {rng}{extra}', key, i, names)
+    return arr.astype(dtype)
+
+  lengths = int_labels('lengths', ds.lengths, np.int32, 1, t)
+  action = int_labels('action', ds.action, np.int32)
+  subject = int_labels('subject', ds.subject, np.int32)
+  gender = None if ds.gender is None else int_labels('gender', ds.gender, np.int32, 0, 1, (-1,))
+  split = None if ds.split is None else int_labels('split', ds.split, np.int8, 0, 1)
+  if ds.names is not None:
+    _check(path, len(ds.names) == n, f'names must have {n} entries, got {len(ds.names)}',
+           'names')
+  layout = get_layout(str(ds.layout), edges=ds.edges, num_joints=v, path=path)
+  # Padded frames must be zero: a model reads them as "no data", and a non-zero pad is a sign
+  # that `lengths` is wrong.
+  frame_ids = np.arange(t)
+  pad = frame_ids[None, :] >= lengths[:, None]                      # [N, T]
+  pad_nonzero = (np.abs(x).sum(axis=(1, 3, 4)) > 0) & pad
+  if pad_nonzero.any():
+    i = _first_bad(pad_nonzero.any(axis=1))
+    _check(path, False, f'frames beyond lengths={lengths[i]} are not zero', 'x', i, names)
+  empty = ~(np.abs(x).reshape(n, -1) > 0).any(axis=1)
+  if empty.any():
+    _check(path, False, 'all coordinates are zero (no body)', 'x', _first_bad(empty), names)
+  return dataclasses.replace(
+      ds, lengths=lengths, action=action, subject=subject, gender=gender, split=split,
+      layout=layout.name, edges=layout.edges if layout.name == 'custom' else None)
+
+
+_KNOWN_KEYS = {'x', 'lengths', 'action', 'subject', 'gender', 'split', 'names', 'layout',
+               'edges'}
+
+
+def load_npz(path, *, mmap: bool = False) -> SkeletonDataset:
+  """Reads and validates a generic dataset file. Never unpickles (allow_pickle=False)."""
+  path = os.fspath(path)
+  if not os.path.exists(path):
+    raise DataError(path, 'file does not exist')
+  try:
+    with np.load(path, allow_pickle=False, mmap_mode='r' if mmap else None) as f:
+      arrays = {k: f[k] for k in f.files}
+  except (zipfile.BadZipFile, OSError, EOFError) as e:
+    raise DataError(path, f'not a readable .npz file ({e})') from None
+  except ValueError as e:
+    raise DataError(path, f'holds object arrays, which are refused ({e})') from None
+  for key in ('x', 'lengths', 'action', 'subject', 'layout'):
+    _check(path, key in arrays, f'missing required key {key!r}; present: {sorted(arrays)}',
+           key)
+  layout = arrays['layout']
+  _check(path, layout.ndim == 0 and layout.dtype.kind in 'US',
+         f'layout must be a string scalar, got {layout.dtype} {list(layout.shape)}', 'layout')
+  names = arrays.get('names')
+  if names is not None:
+    _check(path, names.dtype.kind in 'US', f'names must be strings, got {names.dtype}', 'names')
+  x = arrays['x']
+  if not mmap:
+    x = np.asarray(x)
+  ds = SkeletonDataset(
+      x=x, lengths=arrays['lengths'], action=arrays['action'], subject=arrays['subject'],
+      layout=str(layout), gender=arrays.get('gender'), split=arrays.get('split'),
+      names=None if names is None else names.astype(str), edges=arrays.get('edges'),
+      meta={'path': path, 'source': 'npz',
+            'extra_keys': sorted(set(arrays) - _KNOWN_KEYS)})
+  return validate(ds, path)
+
+
+def atomic_write(path, write_fn, *, overwrite: bool = False, suffix: str = '') -> None:
+  """Calls write_fn(tmp_path) and renames tmp onto `path`: no half-written output, ever."""
+  path = os.fspath(path)
+  if os.path.exists(path) and not overwrite:
+    raise OutputExistsError(path)
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(path) + '.', suffix=suffix + '.tmp',
+                             dir=directory)
+  os.close(fd)
+  try:
+    write_fn(tmp)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+
+
+def save_npz(ds: SkeletonDataset, path, *, overwrite: bool = False,
+             compress: bool = False) -> None:
+  """Validates, then writes the generic file atomically."""
+  ds = validate(ds, path)
+  arrays = {'x': ds.x, 'lengths': ds.lengths, 'action': ds.action, 'subject': ds.subject,
+            'layout': np.asarray(ds.layout)}
+  if ds.gender is not None:
+    arrays['gender'] = ds.gender
+  if ds.split is not None:
+    arrays['split'] = ds.split
+  if ds.names is not None:
+    arrays['names'] = np.asarray(ds.names).astype(str)
+  if ds.edges is not None:
+    arrays['edges'] = np.asarray(ds.edges, np.int32)
+
+  def write(tmp):
+    with open(tmp, 'wb') as f:
+      (np.savez_compressed if compress else np.savez)(f, **arrays)
+
+  atomic_write(path, write, overwrite=overwrite)
