@@ -17,6 +17,8 @@ from skeleton_anon.data.layouts import Layout, get_layout
 from skeleton_anon.errors import DataError, OutputExistsError
 
 PRIVACY_TARGETS = ('subject', 'gender')
+# Optional per-sample recording conditions (an additive extension of DESIGN section 1).
+RECORDING_KEYS = ('camera', 'setup', 'replication')
 
 
 @dataclasses.dataclass
@@ -27,6 +29,8 @@ class SkeletonDataset:
   lengths: int32 [N] valid frames per sample. action, subject: int32 [N], 0-based.
   gender: int32 [N] 0/1/-1 or None. split: int8 [N] 0 train / 1 test, or None.
   names: str [N] or None. layout: registered name or 'custom' (then `edges` is set).
+  camera, setup, replication: optional int32 [N] >= 0, as parsed from NTU/ETRI sample names
+  (1-based like the names); the leakage-safe and cross-view splits read them.
   meta: free-form provenance (source format, camera/setup arrays parsed from names, ...); it is
   not written to the generic file except the keys listed in `EXTRA_KEYS`.
   """
@@ -40,6 +44,9 @@ class SkeletonDataset:
   names: np.ndarray | None = None
   edges: np.ndarray | None = None
   meta: dict[str, Any] = dataclasses.field(default_factory=dict)
+  camera: np.ndarray | None = None
+  setup: np.ndarray | None = None
+  replication: np.ndarray | None = None
 
   @property
   def num_samples(self) -> int:
@@ -77,7 +84,8 @@ class SkeletonDataset:
     return dataclasses.replace(
         self, x=self.x[index], lengths=self.lengths[index], action=self.action[index],
         subject=self.subject[index], gender=take(self.gender), split=take(self.split),
-        names=take(self.names), meta=dict(self.meta))
+        names=take(self.names), meta=dict(self.meta), camera=take(self.camera),
+        setup=take(self.setup), replication=take(self.replication))
 
   def with_x(self, x: np.ndarray) -> 'SkeletonDataset':
     """Same labels, new coordinates (e.g. anonymized)."""
@@ -132,6 +140,8 @@ def validate(ds: SkeletonDataset, path=None) -> SkeletonDataset:
   subject = int_labels('subject', ds.subject, np.int32)
   gender = None if ds.gender is None else int_labels('gender', ds.gender, np.int32, 0, 1, (-1,))
   split = None if ds.split is None else int_labels('split', ds.split, np.int8, 0, 1)
+  recording = {key: None if getattr(ds, key) is None else
+               int_labels(key, getattr(ds, key), np.int32) for key in RECORDING_KEYS}
   if ds.names is not None:
     _check(path, len(ds.names) == n, f'names must have {n} entries, got {len(ds.names)}',
            'names')
@@ -149,11 +159,11 @@ def validate(ds: SkeletonDataset, path=None) -> SkeletonDataset:
     _check(path, False, 'all coordinates are zero (no body)', 'x', _first_bad(empty), names)
   return dataclasses.replace(
       ds, lengths=lengths, action=action, subject=subject, gender=gender, split=split,
-      layout=layout.name, edges=layout.edges if layout.name == 'custom' else None)
+      **recording, layout=layout.name, edges=layout.edges if layout.name == 'custom' else None)
 
 
 _KNOWN_KEYS = {'x', 'lengths', 'action', 'subject', 'gender', 'split', 'names', 'layout',
-               'edges'}
+               'edges', *RECORDING_KEYS}
 
 
 def load_npz(path, *, mmap: bool = False) -> SkeletonDataset:
@@ -184,6 +194,8 @@ def load_npz(path, *, mmap: bool = False) -> SkeletonDataset:
       x=x, lengths=arrays['lengths'], action=arrays['action'], subject=arrays['subject'],
       layout=str(layout), gender=arrays.get('gender'), split=arrays.get('split'),
       names=None if names is None else names.astype(str), edges=arrays.get('edges'),
+      camera=arrays.get('camera'), setup=arrays.get('setup'),
+      replication=arrays.get('replication'),
       meta={'path': path, 'source': 'npz',
             'extra_keys': sorted(set(arrays) - _KNOWN_KEYS)})
   return validate(ds, path)
@@ -222,6 +234,9 @@ def save_npz(ds: SkeletonDataset, path, *, overwrite: bool = False,
     arrays['names'] = np.asarray(ds.names).astype(str)
   if ds.edges is not None:
     arrays['edges'] = np.asarray(ds.edges, np.int32)
+  for key in RECORDING_KEYS:
+    if getattr(ds, key) is not None:
+      arrays[key] = getattr(ds, key)
 
   def write(tmp):
     with open(tmp, 'wb') as f:

@@ -1,0 +1,103 @@
+"""Default configuration: every key the pipeline reads, with the paper's ETRI ensemble settings.
+
+Other configs import this module and change what differs. Override any key on the command line:
+  python -m skeleton_anon.main --config=configs/default.py --workdir=DIR --config.anonymize.alpha=0.2
+A key that does not exist, or a value of the wrong type, is refused with the key's name.
+"""
+
+import ml_collections
+
+
+def classifier_training(*, epochs, batch_size, lr, weight_decay, milestones, gamma=0.1):
+  """One classifier-pretraining section: SGD, momentum 0.9, nesterov, step schedule by epoch."""
+  return ml_collections.ConfigDict(dict(
+      optimizer='sgd', epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+      milestones=list(milestones), gamma=gamma, momentum=0.9, nesterov=True,
+      checkpoint_every=0))
+
+
+def get_config():
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  # A workdir remembers its config; rerunning it with another config is refused unless this is set.
+  c.allow_config_change = False
+
+  # ---- data: a generic npz (DESIGN section 1) or, when path is empty, the synthetic generator.
+  c.data = ml_collections.ConfigDict()
+  c.data.path = ''
+  c.data.privacy_target = 'gender'      # 'subject' (re-identification) or 'gender'
+  c.data.split_rule = 'auto'            # used when the file has no split array
+  c.data.max_frames = 0                 # >0 crops longer sequences (0 keeps the file's T)
+  # How to make the file when it is missing (shown in the error message).
+  c.data.prepare_hint = ('python -m skeleton_anon.prepare --source=... --input=... '
+                         '--output=FILE.npz')
+  c.data.synthetic = ml_collections.ConfigDict(dict(
+      num_subjects=20, num_actions=6, repetitions=2, num_views=2, num_frames=48, seed=0))
+
+  # ---- classifiers. Knobs per architecture apply to every bank of that architecture.
+  c.classifiers = ml_collections.ConfigDict()
+  c.classifiers.action = ml_collections.ConfigDict(dict(arch='msg3d', seeds=[0, 1, 2]))
+  c.classifiers.privacy = ml_collections.ConfigDict(dict(arch='msg3d_nog3d',
+                                                         seeds=[100, 101, 102]))
+  c.model_knobs = ml_collections.ConfigDict()
+
+  # ---- classifier pretraining (reference code's ETRI settings).
+  c.pretrain = ml_collections.ConfigDict()
+  c.pretrain.action = classifier_training(epochs=60, batch_size=48, lr=0.05, weight_decay=5e-4,
+                                          milestones=[30, 50])
+  c.pretrain.privacy = classifier_training(epochs=50, batch_size=120, lr=0.03, weight_decay=1e-3,
+                                           milestones=[2, 10, 30])
+
+  # ---- anonymizer network.
+  c.anonymizer = ml_collections.ConfigDict()
+  c.anonymizer.arch = 'residual_mlp'    # or 'autoencoder'
+  c.anonymizer.knobs = ml_collections.ConfigDict()
+  c.anonymizer.seed = 0
+  # Parameter subtrees frozen during anonymization (['encoder'] for the auto-encoder).
+  c.anonymizer.frozen = []
+  # Reconstruction pretraining (epochs 0 = none; the auto-encoder configs set it).
+  c.anonymizer.pretrain = ml_collections.ConfigDict(dict(
+      optimizer='adam', epochs=0, batch_size=64, lr=1e-3, weight_decay=0.0, milestones=[],
+      gamma=0.1))
+
+  # ---- anonymization (Table 4, etri-res-3a3p).
+  c.anonymize = ml_collections.ConfigDict()
+  c.anonymize.algorithm = 'ensemble'    # 'ensemble' (Algorithm 2) or 'adversarial' (Algorithm 1)
+  c.anonymize.loss_form = 'paper'       # 'paper': CE - a*H + b*MSE; 'recon_first': MSE - a*H + b*CE
+  c.anonymize.alpha = 0.0333
+  c.anonymize.beta = 0.0067
+  c.anonymize.k = 1                     # min steps per max step (adversarial)
+  c.anonymize.optimizer = 'sgd'
+  c.anonymize.epochs = 50
+  c.anonymize.batch_size = 12
+  c.anonymize.lr = 0.0006
+  c.anonymize.weight_decay = 1e-5
+  c.anonymize.milestones = [10, 20]
+  c.anonymize.gamma = 0.1
+  c.anonymize.momentum = 0.9
+  c.anonymize.nesterov = True
+  c.anonymize.privacy_lr = 0.003       # the adversary's max step (adversarial)
+  c.anonymize.privacy_weight_decay = 1e-5
+  c.anonymize.privacy_milestones = [10, 20]
+  c.anonymize.checkpoint_every = 0
+
+  # ---- evaluation (read by skeleton_anon.evaluate.stage). Every default has a holdout-arch and a
+  # retrained attacker for both tasks, so no number rests on white-box classifiers alone.
+  c.evaluate = ml_collections.ConfigDict()
+  c.evaluate.holdout_seeds = ml_collections.ConfigDict(dict(action=[3], privacy=[103]))
+  c.evaluate.holdout_archs = ml_collections.ConfigDict(dict(action=['stgcn'],
+                                                            privacy=['stgcn']))
+  c.evaluate.holdout_arch_seeds = [200]
+  c.evaluate.retrained = ml_collections.ConfigDict(dict(action=['stgcn'], privacy=['stgcn']))
+  c.evaluate.retrained_seeds = [300]
+  c.evaluate.noise_sigmas = [0.001, 0.005, 0.01, 0.02, 0.05, 0.1]
+  c.evaluate.batch_size = 64
+  c.evaluate.top_k = 5
+  c.evaluate.render_samples = [0, 1]
+
+  c.export = ml_collections.ConfigDict(dict(enabled=True))
+
+  c.checkpoint = ml_collections.ConfigDict(dict(max_to_keep=2))
+  # Testing aid: stop (after checkpointing) once a training loop has done this many steps.
+  c.debug = ml_collections.ConfigDict(dict(stop_after_steps=0))
+  return c

@@ -1,0 +1,116 @@
+"""python -m skeleton_anon.anonymize --workdir=DIR --input=FILE --output=FILE [--overwrite]
+
+Applies the anonymizer trained in DIR to a new dataset, batch by batch, in the input's format:
+a generic `.npz` gives a generic `.npz` (labels, names and layout copied), an MS-G3D
+`(N, 3, T, V, M)` `.npy` gives such a `.npy` (its label pickle still matches it). Memory stays
+bounded by --batch_size: the output is streamed into a memory-mapped temporary file and renamed
+onto --output only when complete. The input is never modified; an existing output is refused
+without --overwrite. A workdir without a trained anonymizer, or data whose layout, persons or
+joint count differ from what the anonymizer was trained on, is a one-line error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags
+
+from skeleton_anon.errors import DataError, SkeletonAnonError
+
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Workdir of a run whose anonymize stage finished.')
+_INPUT = flags.DEFINE_string('input', None, 'Dataset to anonymize: generic .npz or MS-G3D .npy.')
+_OUTPUT = flags.DEFINE_string('output', None, 'Where to write the anonymized dataset.')
+_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace --output when it exists.')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Samples per batch (bounds memory).')
+
+FORMATS = {'.npz': 'npz', '.npy': 'msg3d'}
+
+
+def input_format(path: str) -> str:
+  """'npz' or 'msg3d' from the file extension; anything else is a DataError."""
+  ext = os.path.splitext(path)[1].lower()
+  if ext not in FORMATS:
+    raise DataError(path, f'unsupported input format {ext!r}; use a generic .npz or an MS-G3D '
+                    '(N, 3, T, V, M) .npy')
+  return FORMATS[ext]
+
+
+def compatibility_check(info: dict, path: str):
+  """A check(x, layout) that refuses data the anonymizer was not trained for."""
+  def check(x, layout):
+    problems = []
+    if x.shape[1] != info['num_persons']:
+      problems.append(f"{x.shape[1]} persons (anonymizer: {info['num_persons']})")
+    if x.shape[3] != info['num_joints']:
+      problems.append(f"{x.shape[3]} joints (anonymizer: {info['num_joints']})")
+    if layout is not None and layout != info['layout']:
+      problems.append(f"layout {layout!r} (anonymizer: {info['layout']!r})")
+    if problems:
+      raise DataError(path, 'does not match the trained anonymizer: data has ' +
+                      ', '.join(problems))
+  return check
+
+
+def anonymize_file(workdir: str, input_path: str, output_path: str, *, overwrite: bool = False,
+                   batch_size: int = 64, progress=None) -> int:
+  """Library form of the command; returns the number of samples written."""
+  import numpy as np
+
+  from skeleton_anon.evaluate import baselines, streaming
+  from skeleton_anon.train import parallel, pretrain, stages
+
+  fmt = input_format(input_path)
+  if not os.path.exists(input_path):
+    raise DataError(input_path, 'file does not exist')
+  if batch_size <= 0:
+    raise DataError(None, f'--batch_size must be positive, got {batch_size}')
+  mesh = parallel.make_mesh()
+  anonymizer, info = stages.load_anonymizer(workdir, mesh)
+  # A run that retargeted bones before its anonymizer stores the target lengths; apply the same.
+  retarget_lengths = info.get('retarget_lengths')
+  layout = None
+  if retarget_lengths is not None:
+    from skeleton_anon.data.layouts import get_layout
+    layout = get_layout(info['layout'], edges=info.get('edges'), num_joints=info['num_joints'])
+
+  def apply(x, lengths):
+    if layout is not None:
+      x = baselines.retarget(x, lengths, layout, np.asarray(retarget_lengths, np.float32))
+    return pretrain.apply_anonymizer(anonymizer.model, anonymizer.variables, x, lengths,
+                                     mesh=mesh, batch_size=batch_size)
+
+  stream = streaming.anonymize_npz if fmt == 'npz' else streaming.anonymize_msg3d_npy
+  return stream(input_path, output_path, apply, batch_size=batch_size, overwrite=overwrite,
+                check=compatibility_check(info, input_path), progress=progress)
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  from tqdm import tqdm
+  bar = tqdm(unit='samples', desc='anonymize', file=sys.stderr)
+
+  def progress(done, total):
+    bar.total = total
+    bar.update(done - bar.n)
+
+  try:
+    count = anonymize_file(_WORKDIR.value, _INPUT.value, _OUTPUT.value,
+                           overwrite=_OVERWRITE.value, batch_size=_BATCH_SIZE.value,
+                           progress=progress)
+  except SkeletonAnonError as e:
+    bar.close()
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+  bar.close()
+  print(f'anonymized {count} samples -> {_OUTPUT.value}')
+
+
+def run():
+  flags.mark_flags_as_required(['workdir', 'input', 'output'])
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()

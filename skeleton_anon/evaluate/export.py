@@ -1,0 +1,125 @@
+"""export/: the anonymized dataset (generic npz, plus MS-G3D npy+pkl when the input came so) and a
+manifest saying what produced it.
+
+Layout of the export directory:
+  anonymized.npz          train and test together, `split` set (0 train, 1 test), generic format
+  {train,val}_data_joint.npy, {train,val}_label.pkl
+                          only when the input was MS-G3D arrays, in that format (N, 3, T, V, M)
+  manifest.json           config, checkpoint step, report summary, SHA-256 of inputs and outputs
+Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import os
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from skeleton_anon.data.dataset import SkeletonDataset, save_npz
+from skeleton_anon.evaluate.report import write_json
+
+GENERIC_NAME = 'anonymized.npz'
+MANIFEST_NAME = 'manifest.json'
+# MS-G3D / 2s-AGCN file names, so the export drops into their data folders unchanged.
+MSG3D_NAMES = {'train': ('train_data_joint.npy', 'train_label.pkl'),
+               'test': ('val_data_joint.npy', 'val_label.pkl')}
+
+
+def sha256_file(path, chunk: int = 1 << 20) -> str:
+  """Hex SHA-256 of a file, read in chunks (inputs can be larger than memory)."""
+  digest = hashlib.sha256()
+  with open(path, 'rb') as f:
+    while block := f.read(chunk):
+      digest.update(block)
+  return digest.hexdigest()
+
+
+# Fields that are not one entry per sample; everything else in SkeletonDataset is.
+_NOT_PER_SAMPLE = ('layout', 'edges', 'meta')
+
+
+def combine_splits(train: SkeletonDataset, test: SkeletonDataset) -> SkeletonDataset:
+  """One dataset holding train then test, with `split` 0/1 (the input file's shape of things).
+
+  When both halves carry `meta['source_index']` (their positions in the input file), the samples
+  are put back in the input's order, so the export lines up with the input sample by sample.
+  """
+  if train.x.shape[1:] != test.x.shape[1:]:
+    raise ValueError(f'train {train.x.shape[1:]} and test {test.x.shape[1:]} sample shapes differ')
+  joined = {}
+  for field in dataclasses.fields(SkeletonDataset):
+    if field.name in _NOT_PER_SAMPLE:
+      continue
+    a, b = getattr(train, field.name), getattr(test, field.name)
+    # An optional array present in only one half cannot be written for all samples: drop it.
+    joined[field.name] = None if a is None or b is None else np.concatenate([a, b])
+  joined['split'] = np.concatenate([np.zeros(train.num_samples, np.int8),
+                                    np.ones(test.num_samples, np.int8)])
+  combined = dataclasses.replace(train, meta={}, **joined)
+  src_train, src_test = train.meta.get('source_index'), test.meta.get('source_index')
+  if src_train is not None and src_test is not None:
+    order = np.argsort(np.concatenate([src_train, src_test]), kind='stable')
+    combined = combined.subset(order)
+  return combined
+
+
+def _write_msg3d(ds: SkeletonDataset, data_path: str, label_path: str, overwrite: bool) -> None:
+  """MS-G3D arrays through the data layer's writer (restricted pickles live there)."""
+  from skeleton_anon.data import formats  # the reader/writer of that format, owned by the data layer
+  formats.write_msg3d(ds, data_path, label_path, overwrite=overwrite)
+
+
+def build_manifest(*, config: Mapping | None, checkpoint_step: int | None,
+                   report_summary: Mapping | None, input_files: Sequence[str],
+                   outputs: Mapping[str, str]) -> dict:
+  """The manifest: what produced the export, and checksums to tell the files apart later."""
+  return {
+      'created_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+      'config': dict(config) if config is not None else None,
+      'checkpoint_step': None if checkpoint_step is None else int(checkpoint_step),
+      'report_summary': report_summary,
+      'inputs': {os.path.abspath(p): sha256_file(p) for p in input_files if os.path.isfile(p)},
+      'outputs': {name: sha256_file(path) for name, path in outputs.items()},
+  }
+
+
+def export_anonymized(train: SkeletonDataset, test: SkeletonDataset, export_dir, *,
+                      source_format: str | None = None, config: Mapping | None = None,
+                      checkpoint_step: int | None = None, report_summary: Mapping | None = None,
+                      input_files: Sequence[str] = (), overwrite: bool = True) -> dict:
+  """Writes the anonymized train and test sets and the manifest into `export_dir`.
+
+  Args:
+    train, test: anonymized datasets (labels as in the input).
+    export_dir: directory to write into (created when missing).
+    source_format: the input's format; 'msg3d' adds the MS-G3D npy+pkl files.
+    config, checkpoint_step, report_summary: recorded in the manifest.
+    input_files: the files the run read (their SHA-256 goes into the manifest).
+    overwrite: replace files of an earlier export.
+
+  Returns:
+    {file name: path} of everything written, the manifest included.
+  """
+  export_dir = os.fspath(export_dir)
+  os.makedirs(export_dir, exist_ok=True)
+  outputs = {}
+  generic = os.path.join(export_dir, GENERIC_NAME)
+  save_npz(combine_splits(train, test), generic, overwrite=overwrite)
+  outputs[GENERIC_NAME] = generic
+  if source_format == 'msg3d':
+    for part, ds in (('train', train), ('test', test)):
+      data_name, label_name = MSG3D_NAMES[part]
+      data_path, label_path = (os.path.join(export_dir, n) for n in (data_name, label_name))
+      _write_msg3d(ds, data_path, label_path, overwrite)
+      outputs[data_name], outputs[label_name] = data_path, label_path
+  manifest = build_manifest(config=config, checkpoint_step=checkpoint_step,
+                            report_summary=report_summary, input_files=input_files,
+                            outputs=outputs)
+  manifest_path = os.path.join(export_dir, MANIFEST_NAME)
+  write_json(manifest, manifest_path, overwrite=overwrite)
+  outputs[MANIFEST_NAME] = manifest_path
+  return outputs

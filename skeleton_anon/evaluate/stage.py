@@ -1,0 +1,203 @@
+"""The evaluate and export stages of a run (called by train.stages with the pipeline's `Run`).
+
+Evaluate answers "how much does the data leak, and does the anonymized version leak less?" with
+attackers the anonymizer never saw:
+  original data     every pretrained classifier (leakage before, agreement tables);
+  anonymized data   every pretrained classifier, by role, plus attackers retrained from scratch
+                    on anonymized training data (config.evaluate.retrained);
+  noise, retarget   the training-free baselines, scored by the same held-out classifiers.
+Writes report.json, report.md, plots/*.png and plots/skeletons/* (process 0 only; every process
+takes part in the sharded predictions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import numpy as np
+from absl import logging
+
+from skeleton_anon.evaluate import baselines, plots, render, report as report_lib, scoring
+from skeleton_anon.evaluate.export import export_anonymized
+from skeleton_anon.evaluate.leakage import majority_chance
+
+TASKS = ('action', 'privacy')
+
+
+def _is_writer() -> bool:
+  return jax.process_index() == 0
+
+
+def _labels(run) -> dict[str, dict[str, np.ndarray]]:
+  return {'train': {'action': run.train.action, 'privacy': run.privacy_train},
+          'test': {'action': run.test.action, 'privacy': run.privacy_test}}
+
+
+def _retrained_attackers(run, anon_train: np.ndarray) -> dict:
+  """Classifiers trained from scratch on anonymized training data, per config.evaluate.retrained.
+
+  This is the strongest honest threat model: the attacker knows the data is anonymized and
+  learns its own features on it. Checkpointed like any bank, so an interrupted evaluation resumes.
+  """
+  cfg = run.config.evaluate
+  labels = _labels(run)['train']
+  banks = {}
+  for task in TASKS:
+    num_classes = run.num_actions if task == 'action' else run.num_privacy
+    for arch in cfg.retrained[task]:
+      name = f'retrained_{task}_{arch}'
+      logging.info('evaluate: training the %s attacker %s on anonymized data', task, arch)
+      banks[name] = run.train_bank(arch, labels[task], num_classes, tuple(cfg.retrained_seeds),
+                                   anon_train, run.train.lengths, task=task, role='retrained',
+                                   name=name)
+  return banks
+
+
+def _run_facts(run) -> dict:
+  cfg = run.config
+  return {
+      'anonymizer': cfg.anonymizer.arch, 'algorithm': cfg.anonymize.algorithm,
+      'alpha': float(cfg.anonymize.alpha), 'beta': float(cfg.anonymize.beta),
+      'ensemble': {'action': len(cfg.classifiers.action.seeds),
+                   'privacy': len(cfg.classifiers.privacy.seeds)},
+      'classifiers': {t: cfg.classifiers[t].arch for t in TASKS},
+      'checkpoint_step': None if run.anonymizer is None else int(run.anonymizer.step),
+      'layout': run.layout.name,
+  }
+
+
+def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None):
+  """All report rows, agreement, chance and RMSEs for given anonymized test (and train) data.
+
+  Returns (evaluations, agreement, recon_rmse, timing).
+  """
+  cfg = run.config.evaluate
+  test, labels = run.test, _labels(run)['test']
+  timing, rows = {}, []
+  pretrained = {n: b for n, b in run.banks.items() if b.role != 'retrained'}
+  held_out = report_lib.HELD_OUT_ROLES
+
+  start = time.time()
+  # The adversary's final weights were trained on anonymized data: they score that, not originals.
+  on_original = {n: b for n, b in pretrained.items() if n != 'adversary'}
+  found, logits = scoring.score_banks(on_original, run.predict_logits, test.x, test.lengths,
+                                      labels, data='original')
+  rows += found
+  agreement = scoring.agreement_by_task(on_original, logits)
+  found, _ = scoring.score_banks(pretrained, run.predict_logits, anon_test, test.lengths, labels,
+                                 data='anonymized')
+  rows += found
+  timing['evaluate_pretrained'] = time.time() - start
+
+  if anon_train is not None:
+    start = time.time()
+    attackers = _retrained_attackers(run, anon_train)
+    found, _ = scoring.score_banks(attackers, run.predict_logits, anon_test, test.lengths,
+                                   labels, data='anonymized')
+    rows += found
+    timing['evaluate_retrained'] = time.time() - start
+
+  start = time.time()
+  rmse = {'anonymized': baselines.recon_rmse(test.x, anon_test, test.lengths), 'noise': []}
+  noise_seed = int(cfg.get('noise_seed', run.stage_seed('noise')))
+  for i, sigma in enumerate(cfg.noise_sigmas):
+    noisy = baselines.add_noise(test.x, test.lengths, float(sigma), noise_seed + i)
+    rmse['noise'].append({'sigma': float(sigma),
+                          'rmse': baselines.recon_rmse(test.x, noisy, test.lengths)})
+    found, _ = scoring.score_banks(pretrained, run.predict_logits, noisy, test.lengths, labels,
+                                   data='noise', sigma=float(sigma), roles=held_out)
+    rows += found
+  timing['evaluate_noise'] = time.time() - start
+
+  if cfg.get('retarget', True):
+    start = time.time()
+    target = baselines.median_bone_lengths(run.train.x, run.train.lengths, run.layout)
+    moved = baselines.retarget(test.x, test.lengths, run.layout, target)
+    rmse['retarget'] = baselines.recon_rmse(test.x, moved, test.lengths)
+    found, _ = scoring.score_banks(pretrained, run.predict_logits, moved, test.lengths, labels,
+                                   data='retarget', roles=held_out)
+    rows += found
+    timing['evaluate_retarget'] = time.time() - start
+  return rows, agreement, rmse, timing
+
+
+def _pictures(run, report: dict, anon_test: np.ndarray) -> None:
+  """plots/: trade-off, training curves, and skeleton strips and GIFs of chosen test samples."""
+  plot_dir = os.path.join(run.workdir, 'plots')
+  plots.plot_tradeoff(report, os.path.join(plot_dir, 'tradeoff.png'))
+  for stage_name in ('anonymize', 'anonymizer_pretrain'):
+    history = run.history.get(stage_name) or []
+    if history:
+      plots.plot_training_curves(history, os.path.join(plot_dir, f'training_{stage_name}.png'),
+                                 title=f'{stage_name} (per epoch)')
+  test = run.test
+  chosen = [int(i) for i in run.config.evaluate.render_samples if 0 <= int(i) < test.num_samples]
+  captions = [f'test sample {i}: action {test.action[i]}, {run.privacy_target} '
+              f'{run.privacy_test[i]}' + (f' ({test.names[i]})' if test.names is not None else '')
+              for i in chosen]
+  render.render_samples(test.x, anon_test, test.lengths, run.layout,
+                        os.path.join(plot_dir, 'skeletons'), chosen, captions=captions,
+                        gif=bool(run.config.evaluate.get('gif', True)))
+
+
+def run_evaluate(run) -> dict:
+  """The evaluate stage: scores everything, writes the report and pictures, returns report.json."""
+  if run.anonymizer is None:
+    raise RuntimeError('evaluate needs the trained anonymizer (the anonymize stage has not run)')
+  start = time.time()
+  anon_test = run.anonymize(run.test.x, run.test.lengths)
+  needs_train = any(run.config.evaluate.retrained[t] for t in TASKS)
+  anon_train = run.anonymize(run.train.x, run.train.lengths) if needs_train else None
+  rows, agreement, rmse, timing = evaluate_arrays(run, anon_test, anon_train)
+  labels = _labels(run)['test']
+  timing = {**{k: float(v) for k, v in run.timing.items()}, **timing,
+            'evaluate_total': time.time() - start}
+  report = report_lib.build_report(
+      dataset={'path': run.data_source, 'num_train': run.train.num_samples,
+               'num_test': run.test.num_samples, 'privacy_target': run.privacy_target,
+               'layout': run.layout.name, 'num_actions': run.num_actions,
+               'num_privacy': run.num_privacy},
+      chance={t: majority_chance(labels[t]) for t in TASKS}, evaluations=rows,
+      recon_rmse=rmse, timing=timing, agreement=agreement, run=_run_facts(run))
+  if _is_writer():
+    report_lib.write_report(report, run.workdir)
+    _pictures(run, report, anon_test)
+    summary = report_lib.summarize(report)
+    logging.info('evaluate: held-out action %s -> %s, %s %s -> %s (retrained attacker %s)',
+                 summary['original']['action'], summary['anonymized']['action'],
+                 run.privacy_target, summary['original']['privacy'],
+                 summary['anonymized']['privacy'], summary['anonymized_retrained']['privacy'])
+  return report
+
+
+def _config_dict(config) -> dict:
+  return json.loads(config.to_json_best_effort())
+
+
+def run_export(run) -> dict:
+  """The export stage: anonymized train and test under workdir/export/, with manifest.json.
+
+  The MS-G3D npy+pkl copy is written when the input came in that format (the dataset's
+  meta['source'] says 'msg3d') or config.export.msg3d is set. Returns {file name: path}.
+  """
+  if run.anonymizer is None:
+    raise RuntimeError('export needs the trained anonymizer (the anonymize stage has not run)')
+  train = run.train.with_x(run.anonymize(run.train.x, run.train.lengths))
+  test = run.test.with_x(run.anonymize(run.test.x, run.test.lengths))
+  if not _is_writer():
+    return {}
+  summary = None
+  report_path = os.path.join(run.workdir, 'report.json')
+  if os.path.exists(report_path):
+    summary = report_lib.summarize(report_lib.load_report(report_path))
+  msg3d = (run.train.meta.get('source') == 'msg3d'
+           or bool(run.config.export.get('msg3d', False)))
+  inputs = [run.data_source] if os.path.isfile(str(run.data_source)) else []
+  return export_anonymized(train, test, os.path.join(run.workdir, 'export'),
+                           source_format='msg3d' if msg3d else None,
+                           config=_config_dict(run.config),
+                           checkpoint_step=run.anonymizer.step, report_summary=summary,
+                           input_files=inputs, overwrite=True)

@@ -1,0 +1,57 @@
+"""python -m skeleton_anon.main --config=configs/NAME.py --workdir=DIR [--config.a.b=value ...]
+
+Runs (or resumes) the pipeline the config names. Multi-host: pass --distributed (or set
+SKELETON_ANON_DISTRIBUTED=1) and jax.distributed.initialize() reads the coordinator from the
+environment (TPU pods, SLURM) or from --coordinator/--num_processes/--process_id.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from skeleton_anon.errors import SkeletonAnonError
+
+_CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).',
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and reports.')
+_DISTRIBUTED = flags.DEFINE_bool(
+    'distributed', os.environ.get('SKELETON_ANON_DISTRIBUTED', '') == '1',
+    'Call jax.distributed.initialize() before anything touches the devices.')
+_COORDINATOR = flags.DEFINE_string('coordinator', None, 'host:port of process 0 (optional).')
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Process count (optional).')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process index (optional).')
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  import jax
+  if _DISTRIBUTED.value:
+    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
+                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+  logging.info('JAX: %d processes, %d devices (%s)', jax.process_count(), jax.device_count(),
+               jax.devices()[0].platform)
+  from skeleton_anon.train import loop, pipeline
+  try:
+    pipeline.run(_CONFIG.value, _WORKDIR.value)
+  except loop.StopRequested as e:
+    print(f'stopped: {e}', file=sys.stderr)
+  except SkeletonAnonError as e:
+    print(f'error: {e}', file=sys.stderr)
+    sys.exit(1)
+
+
+def run():
+  flags.mark_flags_as_required(['config', 'workdir'])
+  try:
+    app.run(main)
+  except (AttributeError, TypeError, KeyError, ValueError) as e:
+    # A bad --config.* override surfaces while absl parses flags; keep it to one line.
+    print(f'error: bad config override: {" ".join(str(e).split())}', file=sys.stderr)
+    sys.exit(1)
+
+
+if __name__ == '__main__':
+  run()

@@ -1,0 +1,73 @@
+"""Turns config.data into train/test SkeletonDatasets and their labels for the pipeline."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+from absl import logging
+
+from skeleton_anon.data.dataset import SkeletonDataset, load_npz
+from skeleton_anon.data.layouts import Layout
+from skeleton_anon.errors import ConfigError, DataError
+
+
+@dataclasses.dataclass
+class PreparedData:
+  """Train and test sets after the split, cropping and dropping samples without a privacy label."""
+  train: SkeletonDataset
+  test: SkeletonDataset
+  layout: Layout
+  privacy_train: np.ndarray
+  privacy_test: np.ndarray
+  num_actions: int
+  num_privacy: int
+  source: str
+
+
+def _load(cfg) -> tuple[SkeletonDataset, str]:
+  if cfg.path:
+    if not os.path.exists(cfg.path):
+      raise ConfigError(f'{cfg.path}: dataset file not found; make it with '
+                        f'`{cfg.prepare_hint}` or point --config.data.path at an existing npz')
+    return load_npz(cfg.path), cfg.path
+  from skeleton_anon.data import synthetic
+  knobs = cfg.synthetic.to_dict()
+  try:
+    return synthetic.make_synthetic(**knobs), 'synthetic'
+  except TypeError as e:
+    raise ConfigError(f'data.synthetic: {e}') from None
+
+
+def _crop(ds: SkeletonDataset, max_frames: int) -> SkeletonDataset:
+  if max_frames <= 0 or ds.num_frames <= max_frames:
+    return ds
+  ds = dataclasses.replace(ds, x=np.ascontiguousarray(ds.x[:, :, :max_frames]),
+                           lengths=np.minimum(ds.lengths, max_frames).astype(np.int32))
+  return ds
+
+
+def prepare_data(cfg) -> PreparedData:
+  """config.data -> PreparedData. Split from the file, else `cfg.split_rule`."""
+  ds, source = _load(cfg)
+  ds = _crop(ds, int(cfg.max_frames))
+  privacy = ds.privacy_labels(cfg.privacy_target)
+  known = privacy >= 0
+  if not known.all():
+    logging.info('dropping %d samples with unknown %s', int((~known).sum()), cfg.privacy_target)
+    ds, privacy = ds.subset(known), privacy[known]
+  split = ds.split
+  if split is None:
+    from skeleton_anon.data import splits
+    split = splits.make_split(ds, cfg.split_rule)
+  split = np.asarray(split)
+  train_mask, test_mask = split == 0, split == 1
+  if not train_mask.any() or not test_mask.any():
+    raise DataError(source, f'the split leaves {int(train_mask.sum())} training and '
+                    f'{int(test_mask.sum())} test samples; both must be non-empty', key='split')
+  return PreparedData(
+      train=ds.subset(train_mask), test=ds.subset(test_mask), layout=ds.get_layout(),
+      privacy_train=privacy[train_mask].astype(np.int32),
+      privacy_test=privacy[test_mask].astype(np.int32),
+      num_actions=int(ds.action.max()) + 1, num_privacy=int(privacy.max()) + 1, source=source)

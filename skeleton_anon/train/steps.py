@@ -1,0 +1,185 @@
+"""Pure, jit-able training and evaluation steps.
+
+Every step is a plain function of (models, optimizer, state, batch, ...) with no framework object, so
+other JAX code can reuse it. Models and optimisers are static: bind them with `functools.partial`
+and wrap with `jax.jit(..., donate_argnums=...)` (see `jit_step`). A batch is a dict of global arrays
+sharded on the batch axis: 'x' [N, M, T, V, C], 'lengths' [N], 'weight' [N] (0 marks padding) and
+integer labels ('label', or 'action' and 'privacy' for the anonymizer steps).
+
+Classifier banks: S classifiers of one architecture are stored with a leading axis S on every leaf of
+their variables (and NetState) and evaluated or trained together with `jax.vmap`; the ensemble step
+of Eq. 3 is one call over a bank of N action and a bank of M privacy classifiers, and Eq. 2 is the
+case N = M = 1.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from skeleton_anon.train import losses
+from skeleton_anon.train.state import NetState
+
+# Weights (action CE, privacy entropy, reconstruction) as functions of (alpha, beta).
+# 'paper' is Eq. 2/3: CE - alpha*H + beta*MSE. 'recon_first' is the other reference code's weighting,
+# MSE - alpha*H + beta*CE, kept so its published hyperparameters can be reproduced.
+LOSS_FORMS = {
+    'paper': lambda alpha, beta: (1.0, alpha, beta),
+    'recon_first': lambda alpha, beta: (beta, alpha, 1.0),
+}
+
+
+def jit_step(fn: Callable, *static, donate_argnums=(0,)):
+  """jax.jit of `fn` with its leading static arguments (models, optimisers, constants) bound."""
+  return jax.jit(functools.partial(fn, *static), donate_argnums=donate_argnums)
+
+
+# ---------------------------------------------------------------- classifiers
+
+
+def classifier_logits(model: nn.Module, variables: dict, x: jnp.ndarray) -> jnp.ndarray:
+  """Eval-mode logits [N, K] of one classifier (BatchNorm uses running statistics)."""
+  return model.apply(variables, x, train=False)
+
+
+def bank_logits(model: nn.Module, variables: dict, x: jnp.ndarray) -> jnp.ndarray:
+  """Eval-mode logits [S, N, K] of a bank whose variables carry a leading seed axis S."""
+  return jax.vmap(lambda v: classifier_logits(model, v, x))(variables)
+
+
+def _train_one(model: nn.Module, tx: optax.GradientTransformation, state: NetState,
+               x: jnp.ndarray, labels: jnp.ndarray, weight: jnp.ndarray, rng: jax.Array):
+  """One SGD step of one classifier on cross-entropy; updates params and BatchNorm statistics."""
+  def loss_fn(params):
+    logits, updates = model.apply({'params': params, 'batch_stats': state.batch_stats}, x,
+                                  train=True, rngs={'dropout': rng}, mutable=['batch_stats'])
+    return losses.cross_entropy(logits, labels, weight), (logits, updates)
+
+  (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  deltas, opt_state = tx.update(grads, state.opt_state, state.params)
+  new_state = state.replace(params=optax.apply_updates(state.params, deltas),
+                            batch_stats=updates.get('batch_stats', state.batch_stats),
+                            opt_state=opt_state, step=state.step + 1)
+  return new_state, {'loss': loss, 'accuracy': losses.accuracy(logits, labels, weight)}
+
+
+def bank_train_step(model: nn.Module, tx: optax.GradientTransformation, state: NetState,
+                    batch: dict, rng: jax.Array):
+  """One step for every classifier of a bank (leading seed axis S) on batch['label'].
+
+  Each member gets its own dropout key; all see the same batch. Returns (state, metrics) with
+  metrics 'loss' and 'accuracy' of shape [S].
+  """
+  num_seeds = jax.tree.leaves(state.params)[0].shape[0]
+  rngs = jax.random.split(rng, num_seeds)
+  train = functools.partial(_train_one, model, tx)
+  return jax.vmap(train, in_axes=(0, None, None, None, 0))(
+      state, batch['x'], batch['label'], batch['weight'], rngs)
+
+
+def bank_eval_step(model: nn.Module, variables: dict, batch: dict):
+  """Sums over the batch for a bank: weighted top-1 and top-5 hits [S] and the weight total."""
+  logits = bank_logits(model, variables, batch['x'])
+  w = batch['weight']
+  top1 = jnp.sum(jax.vmap(lambda l: losses.topk_correct(l, batch['label'], 1))(logits) * w, -1)
+  top5 = jnp.sum(jax.vmap(lambda l: losses.topk_correct(l, batch['label'], 5))(logits) * w, -1)
+  return {'top1': top1, 'top5': top5, 'count': jnp.sum(w)}
+
+
+# ---------------------------------------------------------------- anonymizer
+
+
+def _anon_variables(state: NetState, params=None) -> dict:
+  variables = {'params': state.params if params is None else params}
+  if state.batch_stats:
+    variables['batch_stats'] = state.batch_stats
+  return variables
+
+
+def anonymizer_loss(anon_model: nn.Module, action_model: nn.Module, privacy_model: nn.Module,
+                    weights: tuple, anon_variables: dict, action_variables: dict,
+                    privacy_variables: dict, batch: dict):
+  """Eq. 3 (Eq. 2 when both banks hold one classifier) and its parts.
+
+  loss = w_ce * sum_i CE(y, h_i(f(x))) - w_H * sum_j H(g_j(f(x))) + w_rec * MSE(x, f(x)), the sums
+  running over the N action and M privacy classifiers of the two banks.
+
+  Both banks run in eval mode (BatchNorm on running statistics) and behind stop_gradient, so the
+  min step changes only the anonymizer. For the privacy classifier this is a choice: the min step
+  then optimises against exactly the function that the evaluator and the next max step's starting
+  point compute, and anonymized batches never leak into the adversary's running statistics, which
+  only its own max step may update (one of the reference code's quirks was a classifier whose
+  statistics kept moving outside its training step).
+  """
+  x, lengths, w = batch['x'], batch['lengths'], batch['weight']
+  w_ce, w_ent, w_rec = weights
+  x_anon = anon_model.apply(anon_variables, x, lengths)
+  action_logits = bank_logits(action_model, jax.lax.stop_gradient(action_variables), x_anon)
+  privacy_logits = bank_logits(privacy_model, jax.lax.stop_gradient(privacy_variables), x_anon)
+  ce = jnp.sum(jax.vmap(lambda l: losses.cross_entropy(l, batch['action'], w))(action_logits))
+  ent = jnp.sum(jax.vmap(lambda l: losses.entropy(l, w))(privacy_logits))
+  rec = losses.reconstruction_mse(x_anon, x, lengths, w)
+  loss = w_ce * ce - w_ent * ent + w_rec * rec
+  metrics = {
+      'loss': loss, 'action_ce': ce, 'privacy_entropy': ent, 'recon_mse': rec,
+      'action_accuracy': jnp.mean(jax.vmap(
+          lambda l: losses.accuracy(l, batch['action'], w))(action_logits)),
+      'privacy_accuracy': jnp.mean(jax.vmap(
+          lambda l: losses.accuracy(l, batch['privacy'], w))(privacy_logits)),
+  }
+  return loss, metrics
+
+
+def min_step(anon_model: nn.Module, action_model: nn.Module, privacy_model: nn.Module,
+             tx: optax.GradientTransformation, weights: tuple, anon_state: NetState,
+             action_variables: dict, privacy_variables: dict, batch: dict):
+  """One anonymizer update on Eq. 3 (ensemble) or Eq. 2 (adversarial, one privacy classifier).
+
+  `weights` = LOSS_FORMS[form](alpha, beta). Returns (anon_state, metrics).
+  """
+  def loss_fn(params):
+    return anonymizer_loss(anon_model, action_model, privacy_model, weights,
+                           _anon_variables(anon_state, params), action_variables,
+                           privacy_variables, batch)
+
+  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(anon_state.params)
+  deltas, opt_state = tx.update(grads, anon_state.opt_state, anon_state.params)
+  anon_state = anon_state.replace(params=optax.apply_updates(anon_state.params, deltas),
+                                  opt_state=opt_state, step=anon_state.step + 1)
+  return anon_state, metrics
+
+
+def max_step(anon_model: nn.Module, privacy_model: nn.Module, tx: optax.GradientTransformation,
+             privacy_state: NetState, anon_variables: dict, batch: dict, rng: jax.Array):
+  """The adversary's update: privacy classifiers trained with CE on f(x), the anonymizer frozen.
+
+  Updates the adversaries' params and BatchNorm statistics (train mode). Returns (state, metrics).
+  """
+  x_anon = jax.lax.stop_gradient(anon_model.apply(anon_variables, batch['x'], batch['lengths']))
+  adv_batch = {'x': x_anon, 'label': batch['privacy'], 'weight': batch['weight']}
+  return bank_train_step(privacy_model, tx, privacy_state, adv_batch, rng)
+
+
+def reconstruction_step(anon_model: nn.Module, tx: optax.GradientTransformation,
+                        state: NetState, batch: dict):
+  """Auto-encoder pretraining: one update on the masked reconstruction MSE."""
+  def loss_fn(params):
+    x_anon = anon_model.apply(_anon_variables(state, params), batch['x'], batch['lengths'])
+    return losses.reconstruction_mse(x_anon, batch['x'], batch['lengths'], batch['weight'])
+
+  loss, grads = jax.value_and_grad(loss_fn)(state.params)
+  deltas, opt_state = tx.update(grads, state.opt_state, state.params)
+  state = state.replace(params=optax.apply_updates(state.params, deltas), opt_state=opt_state,
+                        step=state.step + 1)
+  return state, {'loss': loss}
+
+
+def anonymize_batch(anon_model: nn.Module, anon_variables: dict, x: jnp.ndarray,
+                    lengths: jnp.ndarray) -> jnp.ndarray:
+  """f(x) for a batch."""
+  return anon_model.apply(anon_variables, x, lengths)

@@ -1,0 +1,84 @@
+"""Workdir bookkeeping: the stored config and the markers of finished stages."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+
+import jax
+
+from skeleton_anon.data.dataset import atomic_write
+from skeleton_anon.errors import ConfigError
+
+# Keys that may change between runs of one workdir without mixing two experiments.
+_VOLATILE = ('allow_config_change', 'debug')
+
+
+def _flatten(tree, prefix=''):
+  out = {}
+  for k, v in tree.items():
+    key = f'{prefix}{k}'
+    if isinstance(v, dict):
+      out.update(_flatten(v, key + '.'))
+    else:
+      out[key] = v
+  return out
+
+
+def _config_dict(config) -> dict:
+  data = json.loads(config.to_json_best_effort(sort_keys=True))
+  return {k: v for k, v in data.items() if k not in _VOLATILE}
+
+
+def _write_json(path: str, data) -> None:
+  def write(tmp):
+    with open(tmp, 'w') as f:
+      json.dump(data, f, indent=2, sort_keys=True)
+  atomic_write(path, write, overwrite=True)
+
+
+def check_config(workdir: str, config) -> None:
+  """Stores the config in workdir/config.json, or refuses one that differs from the stored one.
+
+  A workdir holds one experiment; continuing it with other settings would mix checkpoints of two
+  experiments, so that needs --config.allow_config_change=True (the new config is then stored).
+  """
+  path = os.path.join(workdir, 'config.json')
+  current = _config_dict(config)
+  if os.path.exists(path):
+    with open(path) as f:
+      stored = json.load(f)
+    old, new = _flatten(stored), _flatten(current)
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if changed and not config.allow_config_change:
+      shown = ', '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in changed[:3])
+      more = f' (and {len(changed) - 3} more)' if len(changed) > 3 else ''
+      raise ConfigError(
+          f'{workdir} holds a run with another config ({shown}{more}); use a new --workdir or '
+          f'pass --config.allow_config_change=True to continue it with the new settings')
+    if not changed:
+      return
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    _write_json(path, current)
+
+
+class StageMarkers:
+  """workdir/stages/<name>.json exists once stage <name> finished (written last, atomically)."""
+
+  def __init__(self, workdir: str):
+    self.directory = os.path.join(workdir, 'stages')
+
+  def path(self, name: str) -> str:
+    return os.path.join(self.directory, f'{name}.json')
+
+  def done(self, name: str) -> bool:
+    return os.path.exists(self.path(name))
+
+  def mark(self, name: str, info: dict | None = None) -> None:
+    if jax.process_index() != 0:
+      return
+    os.makedirs(self.directory, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+    _write_json(self.path(name), {'finished': stamp, **(info or {})})

@@ -1,0 +1,168 @@
+"""NTU `.skeleton` parsing on small real-format files written here."""
+
+import numpy as np
+import pytest
+
+from skeleton_anon.data import collect, ntu
+from skeleton_anon.errors import DataError
+
+BODY_LINE = '72057594037931101 0 1 1 1 1 0 0.1385135 -0.1031398 2'
+
+
+def skeleton_text(frames, *, joints=25, newline='\n'):
+  """Text of a `.skeleton` file; frames: list of lists of [joints, 3] arrays (one per body)."""
+  lines = [str(len(frames))]
+  for bodies in frames:
+    lines.append(str(len(bodies)))
+    for xyz in bodies:
+      lines += [BODY_LINE, str(joints)]
+      for x, y, z in np.asarray(xyz)[:joints]:
+        lines.append(f'{x:.7g} {y:.7g} {z:.7g} 270.1 160.3 948.4 503.8 -0.2 0.03 0.97 -0.07 2')
+  return newline.join(lines) + newline
+
+
+def random_frames(rng, num_frames, bodies_per_frame, scale=1.0):
+  return [[rng.normal(size=(25, 3)) * scale for _ in range(bodies_per_frame)]
+          for _ in range(num_frames)]
+
+
+def write(path, text):
+  path.write_bytes(text.encode())
+  return path
+
+
+def test_lf_and_crlf_give_the_files_values_exactly(tmp_path):
+  rng = np.random.default_rng(0)
+  frames = random_frames(rng, 7, 1)
+  for newline in ('\n', '\r\n'):
+    path = write(tmp_path / 'S001C002P003R002A013.skeleton', skeleton_text(frames, newline=newline))
+    bodies = ntu.read_skeleton(path)
+    assert bodies.shape == (1, 7, 25, 3) and bodies.dtype == np.float32
+    expected = np.float32([[[float(f'{v:.7g}') for v in joint] for joint in f[0]] for f in frames])
+    np.testing.assert_array_equal(bodies[0], expected)
+
+
+def test_zero_body_frames_and_slots(tmp_path):
+  rng = np.random.default_rng(1)
+  a, b = rng.normal(size=(25, 3)), rng.normal(size=(25, 3))
+  frames = [[], [a], [a, b], []]
+  bodies = ntu.read_skeleton(write(tmp_path / 'x.skeleton', skeleton_text(frames)))
+  assert bodies.shape == (2, 4, 25, 3)
+  assert not bodies[:, 0].any() and not bodies[:, 3].any() and not bodies[1, 1].any()
+  assert bodies[1, 2].any()
+
+
+def test_select_persons_keeps_the_most_moving_bodies():
+  rng = np.random.default_rng(2)
+  bodies = np.zeros((3, 10, 25, 3), np.float32)
+  bodies[0] = 1.0 + rng.normal(size=(10, 25, 3)) * 0.01      # nearly still
+  bodies[1, :5] = rng.normal(size=(5, 25, 3))                # moves, present half the time
+  bodies[2] = rng.normal(size=(10, 25, 3)) * 0.5
+  kept = collect.select_persons(bodies, 2)
+  np.testing.assert_array_equal(kept[0], bodies[1])
+  np.testing.assert_array_equal(kept[1], bodies[2])
+  padded = collect.select_persons(bodies[:1], 2)
+  assert padded.shape == (2, 10, 25, 3) and not padded[1].any()
+
+
+def test_parse_sample_name():
+  assert ntu.parse_sample_name('S017C003P020R002A060.skeleton') == dict(
+      setup=17, camera=3, performer=20, replication=2, action=60)
+  assert ntu.parse_sample_name('A012_P034_G001_C005.csv') == dict(
+      action=12, performer=34, group=1, camera=5)
+  assert ntu.parse_sample_name('clip7_P003_A012') == dict(performer=3, action=12)
+  assert ntu.parse_sample_name('walking') == {}
+
+
+def test_read_folder_two_person_and_missing_list(tmp_path):
+  rng = np.random.default_rng(3)
+  write(tmp_path / 'S001C001P001R001A050.skeleton', skeleton_text(random_frames(rng, 5, 2)))
+  write(tmp_path / 'S001C002P002R002A001.skeleton',
+        skeleton_text(random_frames(rng, 4, 1), newline='\r\n'))
+  write(tmp_path / 'S001C003P002R002A001.skeleton', skeleton_text([[], []]))
+  missing = tmp_path / 'missing.txt'
+  missing.write_text('# samples with missing skeletons\nS001C003P002R002A001\n')
+  ds = ntu.read_ntu(tmp_path, max_frames=6, missing_list=missing, progress=False)
+  assert list(ds.names) == ['S001C001P001R001A050', 'S001C002P002R002A001']
+  np.testing.assert_array_equal(ds.action, [49, 0])
+  np.testing.assert_array_equal(ds.subject, [0, 1])
+  np.testing.assert_array_equal(ds.camera, [1, 2])
+  np.testing.assert_array_equal(ds.replication, [1, 2])
+  np.testing.assert_array_equal(ds.lengths, [5, 4])
+  assert ds.x.shape == (2, 2, 6, 25, 3)
+  assert ds.x[0, 1].any() and not ds.x[1, 1].any()
+  assert [s.reason for s in ds.meta['skipped']] == ['in the missing-skeletons list']
+
+
+def test_parallel_workers_and_skip(tmp_path):
+  rng = np.random.default_rng(4)
+  for i in range(4):
+    write(tmp_path / f'S001C001P00{i + 1}R001A001.skeleton', skeleton_text(random_frames(rng, 3, 1)))
+  text = skeleton_text(random_frames(rng, 3, 1))
+  write(tmp_path / 'S001C001P009R001A001.skeleton', text[:len(text) // 2])
+  ds = ntu.read_ntu(tmp_path, workers=2, on_error='skip', progress=False, max_frames=3)
+  assert ds.num_samples == 4
+  (skip,) = ds.meta['skipped']
+  assert skip.name == 'S001C001P009R001A001' and 'truncated' in skip.reason
+  serial = ntu.read_ntu(tmp_path, workers=1, on_error='skip', progress=False, max_frames=3)
+  np.testing.assert_array_equal(ds.x, serial.x)
+  with pytest.raises(DataError, match='P009.*truncated'):
+    ntu.read_ntu(tmp_path, workers=2, progress=False, max_frames=3)
+
+
+def test_long_files_are_cropped_and_memmap_buffer(tmp_path):
+  rng = np.random.default_rng(5)
+  write(tmp_path / 'S001C001P001R001A001.skeleton', skeleton_text(random_frames(rng, 9, 1)))
+  ds = ntu.read_ntu(tmp_path, max_frames=4, progress=False,
+                    buffer={'directory': str(tmp_path), 'threshold': 0})
+  assert isinstance(ds.x, np.memmap) and ds.meta['cropped'] == 1
+  assert ds.lengths[0] == 4
+  collect.release(ds)
+  assert not list(tmp_path.glob('.skeleton_anon_buffer.*'))
+
+
+def _good_frames():
+  return random_frames(np.random.default_rng(6), 3, 1)
+
+
+@pytest.mark.parametrize('mutate,message', [
+    (lambda t: t[:len(t) * 2 // 3], 'truncated'),
+    (lambda t: t.replace('3\n1\n', '5\n1\n', 1), 'truncated'),
+    (lambda t: '\n'.join(t.split('\n')[:-4]) + '\n', 'truncated: frame 2 body 0 has 22 of 25'),
+    (lambda t: t.replace('\n25\n', '\n24\n', 1), '24 joints, expected 25'),
+    (lambda t: t.replace('270.1', 'abc', 1), None),  # non-xyz columns are not read
+    (lambda t: t.replace(t.split('\n')[4].split()[1], 'x1y', 1), 'line 5: .*non-numeric'),
+    (lambda t: t.replace(t.split('\n')[4].split()[0], 'nan', 1), 'line 5: .*NaN or inf'),
+    (lambda t: t.replace(t.split('\n')[5].split()[2], 'inf', 1), 'line 6: .*NaN or inf'),
+    (lambda t: t.replace(' 2\n', '\n', 1), 'line 3: .*body line has 9 values, expected 10'),
+    (lambda t: t.replace(' -0.07 2\n', ' -0.07\n', 1), 'line 5: .*11 values, expected 12'),
+    (lambda t: '0\n', 'zero frames'),
+    (lambda t: '2\n0\n0\n', 'no body in any of the 2 frames'),
+    (lambda t: 'three\n', 'line 1: expected the frame count'),
+    (lambda t: '', 'empty'),
+    (lambda t: t + '1\n', 'lines follow'),
+])
+def test_bad_files_name_the_file_and_the_problem(tmp_path, mutate, message):
+  text = mutate(skeleton_text(_good_frames()))
+  path = write(tmp_path / 'S001C001P001R001A001.skeleton', text)
+  if message is None:
+    assert ntu.read_skeleton(path).shape == (1, 3, 25, 3)
+    return
+  with pytest.raises(DataError, match=message) as info:
+    ntu.read_skeleton(path)
+  assert str(path) in str(info.value) and '\n' not in str(info.value)
+
+
+def test_all_zero_sequence_is_refused(tmp_path):
+  zeros = [[np.zeros((25, 3))] for _ in range(3)]
+  path = write(tmp_path / 'S001C001P001R001A001.skeleton', skeleton_text(zeros))
+  with pytest.raises(DataError, match='all coordinates are zero'):
+    ntu.load_sample(path)
+
+
+def test_bad_name_and_missing_input(tmp_path):
+  write(tmp_path / 'walk.skeleton', skeleton_text(_good_frames()))
+  with pytest.raises(DataError, match='walk.skeleton: name does not follow NTU'):
+    ntu.read_ntu(tmp_path, progress=False)
+  with pytest.raises(DataError, match='input does not exist'):
+    ntu.read_ntu(tmp_path / 'nope', progress=False)

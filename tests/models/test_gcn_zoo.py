@@ -1,0 +1,202 @@
+"""ST-GCN, 2s-AGCN, CTR-GCN (and Shift-GCN's generic checks): shapes, gradients, sizes, modes.
+
+Compilation dominates on CPU, so the tiny models get random variables filled from their
+shapes (no compiled init) and are compiled with XLA's cheap optimisation level.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from skeleton_anon.data.layouts import custom_layout, get_layout
+from skeleton_anon.errors import ConfigError
+from skeleton_anon.models import build_classifier, count_params, graph
+from skeleton_anon.models.agcn import bone_vectors
+from skeleton_anon.models.stgcn import stgcn_spatial_partition
+
+FAST_COMPILE = {'xla_backend_optimization_level': 0, 'xla_llvm_disable_expensive_passes': True}
+MODELS = ('stgcn', 'agcn', 'ctrgcn', 'shiftgcn')
+TINY = {'base_channels': 8, 'blocks_per_stage': (1, 1)}
+NUM_CLASSES = 5
+
+
+def _layout(name):
+  if name == 'custom':  # a 7-joint tree: spine with two arms and a leg
+    return custom_layout(np.array([[1, 0], [2, 1], [3, 1], [4, 3], [5, 0], [6, 5]]), 7)
+  return get_layout(name)
+
+
+def _run(fn, *args):
+  """jit-compiles fn cheaply and calls it."""
+  return jax.jit(fn).lower(*args).compile(compiler_options=FAST_COMPILE)(*args)
+
+
+def _random_variables(model, x, seed=0):
+  """Variables of model's shapes: params ~ N(0, 0.3^2), BN means 0 and variances 1."""
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x))
+  rng = np.random.default_rng(seed)
+
+  def fill(path, leaf):
+    key = jax.tree_util.keystr(path)
+    if "'var'" in key:
+      return np.ones(leaf.shape, leaf.dtype)
+    if "'mean'" in key:
+      return np.zeros(leaf.shape, leaf.dtype)
+    return (0.3 * rng.normal(size=leaf.shape)).astype(leaf.dtype)
+  return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
+def _batch(layout, seed=1, frames=8):
+  rng = np.random.default_rng(seed)
+  return jnp.asarray(rng.normal(size=(2, 2, frames, layout.num_joints, 3)), jnp.float32)
+
+
+@pytest.mark.parametrize('layout_name', ['ntu25', 'kinect_v1_20', 'custom'])
+@pytest.mark.parametrize('name', MODELS)
+def test_logits_shape_and_finite_input_gradients(name, layout_name):
+  layout = _layout(layout_name)
+  model = build_classifier(name, num_classes=NUM_CLASSES, layout=layout, num_persons=2, **TINY)
+  x = _batch(layout)
+  variables = _random_variables(model, x)
+
+  def fn(variables, x):
+    def loss(x):
+      logits, _ = model.apply(variables, x, train=True, mutable=['batch_stats'],
+                              rngs={'dropout': jax.random.key(0)})
+      return jnp.sum(logits ** 2)
+    return model.apply(variables, x), jax.grad(loss)(x)
+
+  logits, grad = _run(fn, variables, x)
+  assert logits.shape == (2, NUM_CLASSES)
+  assert np.isfinite(np.asarray(logits)).all()
+  assert grad.shape == x.shape
+  assert np.isfinite(np.asarray(grad)).all()
+  assert np.abs(np.asarray(grad)).max() > 0
+
+
+# Published sizes for 60 classes, 2 persons, NTU's 25 joints, counted from the original
+# repositories' layer shapes (yysijie/st-gcn with edge importance; lshiwjx/2s-AGCN, per stream;
+# Uason-Chen/CTR-GCN). The papers round them to 3.1M, 3.47M and 1.46M (the last for 120 classes:
+# 1,446,672 + 60 * 257 = 1,462,092).
+PUBLISHED = [('stgcn', {}, 3_098_832), ('agcn', {'stream': 'joint'}, 3_469_510),
+             ('agcn', {'stream': 'bone'}, 3_469_510), ('ctrgcn', {}, 1_446_672)]
+
+
+@pytest.mark.parametrize('name,knobs,published', PUBLISHED)
+def test_full_size_parameter_count_matches_original(name, knobs, published):
+  model = build_classifier(name, num_classes=60, layout=get_layout('ntu25'), num_persons=2,
+                           **knobs)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 2, 16, 25, 3))))
+  assert 'batch_stats' in shapes
+  assert count_params(shapes['params']) == pytest.approx(published, rel=0.01)
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_train_and_eval_differ_only_through_batch_statistics(name):
+  layout = get_layout('kinect_v1_20')
+  knobs = dict(TINY, dropout=0.0) if name == 'stgcn' else TINY
+  model = build_classifier(name, num_classes=NUM_CLASSES, layout=layout, num_persons=2, **knobs)
+  x = _batch(layout, seed=2)
+  variables = _run(model.init, jax.random.key(3), x)
+
+  def fn(variables, x):
+    train_logits, updated = model.apply(variables, x, train=True, mutable=['batch_stats'])
+    # running <- 0.9 running + 0.1 batch, so the batch statistics can be solved for.
+    batch_stats = jax.tree_util.tree_map(lambda new, old: (new - 0.9 * old) / 0.1,
+                                         updated['batch_stats'], variables['batch_stats'])
+    eval_logits = model.apply({'params': variables['params'], 'batch_stats': batch_stats}, x)
+    return train_logits, eval_logits, model.apply(variables, x)
+
+  train_logits, eval_logits, eval_initial = _run(fn, variables, x)
+  np.testing.assert_allclose(eval_logits, train_logits, rtol=2e-3, atol=2e-4)
+  # With the initial statistics (mean 0, variance 1) eval mode is a different function.
+  assert np.abs(np.asarray(eval_initial) - np.asarray(train_logits)).max() > 1e-3
+
+
+def test_dropout_is_random_in_train_mode_only():
+  layout = get_layout('kinect_v1_20')
+  model = build_classifier('stgcn', num_classes=NUM_CLASSES, layout=layout, num_persons=2,
+                           dropout=0.5, **TINY)
+  x = _batch(layout)
+  variables = _random_variables(model, x)
+
+  def fn(variables, x):
+    outs = []
+    for train in (True, False):
+      for seed in (0, 1):
+        out = model.apply(variables, x, train=train, mutable=['batch_stats'],
+                          rngs={'dropout': jax.random.key(seed)})[0]
+        outs.append(out)
+    return outs
+
+  train0, train1, eval0, eval1 = _run(fn, variables, x)
+  assert np.abs(np.asarray(train0) - np.asarray(train1)).max() > 1e-4
+  np.testing.assert_array_equal(eval0, eval1)
+
+
+@pytest.mark.parametrize('name', MODELS)
+def test_padded_frames_and_absent_person_stay_finite_and_per_sample(name):
+  layout = get_layout('ntu25')
+  model = build_classifier(name, num_classes=NUM_CLASSES, layout=layout, num_persons=2, **TINY)
+  x = np.asarray(_batch(layout, seed=4))
+  x[0, :, 5:] = 0.0     # sample 0: 5 valid frames, then padding
+  x[0, 1] = 0.0         # and no second person
+  other = x.copy()
+  other[1] = 0.0        # the same sample 0 next to an all-zero sample
+  variables = _random_variables(model, x)
+
+  def fn(variables, a, b):
+    return model.apply(variables, a), model.apply(variables, b)
+
+  logits_a, logits_b = _run(fn, variables, jnp.asarray(x), jnp.asarray(other))
+  assert np.isfinite(np.asarray(logits_a)).all() and np.isfinite(np.asarray(logits_b)).all()
+  # In eval mode a sample's logits do not depend on what else is in the batch.
+  np.testing.assert_allclose(logits_a[0], logits_b[0], rtol=1e-5, atol=1e-5)
+
+
+def test_bone_vectors_are_child_minus_parent():
+  layout = _layout('custom')
+  x = np.random.default_rng(0).normal(size=(2, 3, layout.num_joints, 3)).astype(np.float32)
+  bones = np.asarray(bone_vectors(jnp.asarray(x), layout.parents))
+  for child, parent in layout.bones:
+    np.testing.assert_allclose(bones[..., child, :], x[..., child, :] - x[..., parent, :],
+                               rtol=1e-6)
+  np.testing.assert_array_equal(bones[..., layout.root, :], 0.0)
+  assert not np.asarray(bone_vectors(jnp.zeros_like(x), layout.parents)).any()
+
+
+def test_bone_stream_is_joint_model_on_bone_vectors():
+  layout = _layout('custom')
+  kwargs = dict(num_classes=NUM_CLASSES, layout=layout, num_persons=2, **TINY)
+  joint = build_classifier('agcn', stream='joint', **kwargs)
+  bone = build_classifier('agcn', stream='bone', **kwargs)
+  x = _batch(layout)
+  variables = _random_variables(joint, x)
+
+  def fn(variables, x):
+    return bone.apply(variables, x), joint.apply(variables, bone_vectors(x, layout.parents))
+
+  from_bone, from_joint = _run(fn, variables, x)
+  np.testing.assert_allclose(from_bone, from_joint, rtol=1e-5, atol=1e-6)
+
+
+def test_agcn_rejects_unknown_stream():
+  with pytest.raises(ConfigError, match='stream'):
+    build_classifier('agcn', num_classes=3, layout=get_layout('ntu25'), num_persons=1,
+                     stream='motion')
+
+
+@pytest.mark.parametrize('layout_name', ['ntu25', 'kinect_v1_20', 'custom'])
+def test_stgcn_partition_splits_normalised_graph_by_distance_to_centre(layout_name):
+  layout = _layout(layout_name)
+  parts = stgcn_spatial_partition(layout)
+  v = layout.num_joints
+  assert parts.shape == (3, v, v)
+  full = graph.normalize_digraph(graph.adjacency(layout, self_loops=True))
+  np.testing.assert_allclose(parts.sum(axis=0), full, rtol=1e-6)
+  assert ((parts > 0).sum(axis=0) <= 1).all()              # each edge in one part only
+  np.testing.assert_array_equal(parts[0] > 0, np.eye(v, dtype=bool))
+  depth = graph.hop_distance(layout)[:, layout.center]
+  src, dst = np.nonzero(parts[2])
+  assert (depth[src] < depth[dst]).all() and len(src) == v - 1  # every joint but the centre
