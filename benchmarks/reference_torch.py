@@ -200,7 +200,8 @@ def measure_ntu_parse(args) -> dict:
   frames = sum(read_xyz(path, max_body=4, num_joint=NUM_JOINTS).shape[1] for path in files)
   seconds = time.perf_counter() - start
   return {'samples_per_s': len(files) / seconds, 'frames_per_s': frames / seconds,
-          'files': len(files), 'total_frames': frames, 'seconds': seconds, 'workers': 1}
+          'files': len(files), 'total_frames': frames, 'seconds': seconds, 'workers': 1,
+          'batch': 1, 'frames': round(frames / len(files))}
 
 
 def measure_pre_normalization(args) -> dict:
@@ -210,8 +211,10 @@ def measure_pre_normalization(args) -> dict:
   # The reference prints progress for every pass; keep that out of the JSON line.
   with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
     start = time.perf_counter()
-    pre_normalization(data)
+    normalised = pre_normalization(data)
     seconds = time.perf_counter() - start
+  if args.out_npy:
+    np.save(args.out_npy, normalised)
   return {'samples_per_s': source.shape[0] / seconds, 'seconds': seconds,
           'batch': source.shape[0], 'frames': source.shape[2]}
 
@@ -232,7 +235,7 @@ def run_one(args) -> dict:
   result = {'name': args.measure, 'implementation': 'reference_torch', 'batch': args.batch,
             'frames': args.frames, 'devices': 1, 'threads': args.threads,
             'torch': torch.__version__}
-  result.update(MEASURES[args.measure](args))
+  result.update(MEASURES[args.measure](args))  # data measures set their own batch/frames
   result['peak_rss_mib'] = peak_rss_mib()
   return result
 
@@ -293,6 +296,8 @@ def parse_args(argv=None):
   parser.add_argument('--data_dir', default=None, help='folder of .skeleton files (ntu_parse)')
   parser.add_argument('--data_npy', default=None,
                       help='[N, 3, T, 25, 2] float32 array (pre_normalization)')
+  parser.add_argument('--out_npy', default=None,
+                      help='pre_normalization: save the normalised array here (for comparison)')
   parser.add_argument('--json', default=None, help='with --measure=all: write the list here')
   return parser.parse_args(argv)
 

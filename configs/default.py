@@ -33,6 +33,7 @@ def get_config():
                          '--output=FILE.npz')
   c.data.synthetic = ml_collections.ConfigDict(dict(
       num_subjects=20, num_actions=6, repetitions=2, num_views=2, num_frames=48, seed=0))
+  c.data.synthetic_normalize = 'agcn'   # generated data only; files come normalised by prepare
 
   # ---- classifiers. Knobs per architecture apply to every bank of that architecture.
   c.classifiers = ml_collections.ConfigDict()

@@ -26,7 +26,7 @@ from typing import Sequence
 import numpy as np
 
 from skeleton_anon.data import collect
-from skeleton_anon.data.dataset import SkeletonDataset, load_npz, save_npz
+from skeleton_anon.data.dataset import RECORDING_KEYS, SkeletonDataset, load_npz, save_npz
 from skeleton_anon.errors import ConfigError, DataError, OutputExistsError, SkeletonAnonError
 
 SOURCES = ('ntu_raw', 'etri_csv', 'msg3d', 'pyskl', 'npz', 'synthetic')
@@ -55,6 +55,8 @@ class PrepareOptions:
   split_seed: int = 0
   test_fraction: float = 0.2
   num_subjects: int = 20
+  num_actions: int = 10
+  repetitions: int = 2
   seed: int = 0
   compress: bool = False
   progress: bool = True
@@ -114,8 +116,14 @@ def _read(opt: PrepareOptions) -> SkeletonDataset:
   if opt.source == 'npz':
     return load_npz(opt.input)
   from skeleton_anon.data import synthetic  # pylint: disable=g-import-not-at-top
-  return synthetic.make_synthetic(num_subjects=opt.num_subjects, seed=opt.seed,
-                                  num_frames=opt.max_frames, num_persons=persons)
+  ds = synthetic.make_synthetic(num_subjects=opt.num_subjects, num_actions=opt.num_actions,
+                                repetitions=opt.repetitions, seed=opt.seed,
+                                num_frames=opt.max_frames, num_persons=persons)
+  # The generator reports recording conditions in meta; the file stores them as arrays.
+  for key in RECORDING_KEYS:
+    if getattr(ds, key) is None and ds.meta.get(key) is not None:
+      setattr(ds, key, np.asarray(ds.meta[key], np.int32))
+  return ds
 
 
 def _read_msg3d(inputs: Sequence[str], labels: Sequence[str]) -> SkeletonDataset:
@@ -161,6 +169,9 @@ def prepare(opt: PrepareOptions) -> tuple[SkeletonDataset, str]:
   """Reads, fits, normalises, optionally splits and writes; returns (dataset, summary text)."""
   _check_options(opt)
   ds = _read(opt)
+  if opt.source == 'msg3d' and opt.normalize != 'none':
+    ds.meta.setdefault('notes', []).append(
+        'MS-G3D arrays are usually normalised already; --normalize=none keeps them as they are')
   try:
     ds = _fit_frames_and_normalize(ds, opt)
     if opt.split:
@@ -227,9 +238,12 @@ def _define_flags():
   flags.DEFINE_integer('split_seed', 0, 'Seed of the by_subject / random split rules.')
   flags.DEFINE_float('test_fraction', 0.2, 'Test share of the by_subject / random rules.')
   flags.DEFINE_integer('num_subjects', 20, 'synthetic: number of subjects.')
+  flags.DEFINE_integer('num_actions', 10, 'synthetic: number of actions.')
+  flags.DEFINE_integer('repetitions', 2, 'synthetic: performances per subject and action.')
   flags.DEFINE_integer('seed', 0, 'synthetic: random seed.')
   flags.DEFINE_bool('compress', False, 'Write a compressed .npz (smaller, slower).')
   flags.DEFINE_bool('progress', True, 'Show a progress bar.')
+  flags.mark_flags_as_required(['source', 'output'])
   return flags.FLAGS
 
 

@@ -146,8 +146,8 @@ class SampleBuffer:
 
   def close(self) -> None:
     if self._tmp is not None:
-      if isinstance(self.x, np.memmap):
-        self.x._mmap.close()  # pylint: disable=protected-access
+      # Unlinking keeps any still-referenced mapping valid (POSIX) while the disk space is
+      # returned once the last view goes; closing the map here could crash such a view.
       self.x = None
       if os.path.exists(self._tmp):
         os.remove(self._tmp)

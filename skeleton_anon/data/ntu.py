@@ -6,8 +6,8 @@ first three are x, y, z in metres (camera space). See REFERENCE_NOTES "Data form
 
 Speed: the reference parser calls float() on every value of every line (about 6,000 frames/s).
 Here the file is split into lines once, the frame/body structure is walked by line index (one
-Python step per body, not per value), the joint lines are joined and split in C, and only the
-x, y, z tokens, taken by stride, are converted to numbers.
+Python step per body, not per value), one regular-expression pass in C picks the first three
+values (x, y, z) of every joint line, and only those are converted to numbers.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ VALUES_PER_BODY = 10
 
 _NTU_NAME = re.compile(r'S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})')
 _ETRI_NAME = re.compile(r'A(\d{3})_P(\d{3})_G(\d{3})_C(\d{3})')
+_JOINT_LINE = re.compile(rb'(?m)^(\S+ \S+ \S+)(?: \S+){9}\r?$')
 _FIELD = {key: re.compile(rf'(?:^|[^A-Za-z]){letter}(\d+)')
           for key, letter in (('performer', 'P'), ('action', 'A'), ('camera', 'C'),
                               ('setup', 'S'), ('replication', 'R'))}
@@ -107,20 +108,33 @@ def _walk(lines: list[bytes], path, num_joints: int):
   return num_frames, blocks
 
 
-def _joint_xyz(lines: list[bytes], blocks, num_joints: int, path) -> np.ndarray:
+def _first_three_checked(lines, blocks, num_joints: int, path) -> list[bytes]:
+  """Slow path: each joint line split on any whitespace, checked to hold 12 values."""
+  firsts = []
+  for (t, b, start) in blocks:
+    for j in range(num_joints):
+      values = lines[start + j].split()
+      if len(values) != VALUES_PER_JOINT:
+        _fail(path, f'frame {t} body {b} joint {j}: {len(values)} values, expected '
+              f'{VALUES_PER_JOINT}', start + j + 1)
+      firsts.append(b' '.join(values[:3]))
+  return firsts
+
+
+def _joint_xyz(data: bytes, lines: list[bytes], blocks, num_joints: int,
+               path) -> np.ndarray:
   """float32 [len(blocks), V, 3]: x, y, z of every joint line, checked to be finite numbers."""
-  joint_lines = [line for _, _, start in blocks for line in lines[start:start + num_joints]]
-  tokens = b' '.join(joint_lines).split()
-  if len(tokens) != VALUES_PER_JOINT * len(joint_lines):
-    for (t, b, start) in blocks:
-      for j in range(num_joints):
-        n = len(lines[start + j].split())
-        if n != VALUES_PER_JOINT:
-          _fail(path, f'frame {t} body {b} joint {j}: {n} values, expected {VALUES_PER_JOINT}',
-                start + j + 1)
-  stride = VALUES_PER_JOINT
+  # Fast path: one regular-expression pass over the file picks the first three values of every
+  # line of exactly 12 single-space-separated values. Body lines hold 10 values and count lines
+  # one, so when the number of matches is the number of joint lines the structure walk found,
+  # the matches are those joint lines, in order. Otherwise (odd whitespace, a bad line) the
+  # lines are split one by one, which also names the bad line.
+  firsts = _JOINT_LINE.findall(data)
+  if len(firsts) != len(blocks) * num_joints:
+    firsts = _first_three_checked(lines, blocks, num_joints, path)
+  tokens = b' '.join(firsts).split()
   try:
-    xyz = np.array(tokens[0::stride] + tokens[1::stride] + tokens[2::stride], dtype=np.float64)
+    xyz = np.array(tokens, dtype=np.float64)
   except ValueError:
     for (t, b, start) in blocks:
       for j in range(num_joints):
@@ -131,7 +145,7 @@ def _joint_xyz(lines: list[bytes], blocks, num_joints: int, path) -> np.ndarray:
             _fail(path, f'frame {t} body {b} joint {j}: non-numeric coordinate '
                   f'{value[:20].decode(errors="replace")!r}', start + j + 1)
     raise
-  xyz = xyz.reshape(3, -1).T.astype(np.float32)                     # [L, 3]
+  xyz = xyz.reshape(-1, 3).astype(np.float32)                       # [L, 3]
   finite = np.isfinite(xyz).all(axis=1)
   if not finite.all():
     k = int(np.flatnonzero(~finite)[0])
@@ -161,8 +175,9 @@ def read_skeleton(path, *, num_joints: int = 25, data: bytes | None = None) -> n
     _fail(path, 'the file is empty')
   num_frames, blocks = _walk(lines, path, num_joints)
   if not blocks:
-    _fail(path, f'no body in any of the {num_frames} frames')
-  xyz = _joint_xyz(lines, blocks, num_joints, path)
+    _fail(path, f'no body in any of the {num_frames} frames (NTU lists such samples in its '
+          'missing-skeletons file: pass it as --missing_list, or use --on_error=skip)')
+  xyz = _joint_xyz(data, lines, blocks, num_joints, path)
   frame, slot, _ = np.asarray(blocks).T
   out = np.zeros((int(slot.max()) + 1, num_frames, num_joints, 3), np.float32)
   out[slot, frame] = xyz
@@ -229,10 +244,10 @@ def read_ntu(source, *, max_persons: int = 2, max_frames: int = 300, num_joints:
     progress: show a progress bar.
     buffer: keyword arguments for `collect.SampleBuffer` (`directory`, `threshold`).
   Returns:
-    (Call `collect.release(ds)` once done with it when the buffer may be memory-mapped.)
     SkeletonDataset with action/subject 0-based (A-1, P-1), setup/camera/replication as in the
     names, layout 'ntu25' (or 'kinect_v1_20' for 20 joints), names without suffix, and the
-    coordinates exactly as in the files (float32).
+    coordinates exactly as in the files (float32). Call `collect.release(ds)` when done with
+    it: its coordinates may live in a memory-mapped temporary file.
   """
   files = (list_skeleton_files(source) if isinstance(source, (str, os.PathLike))
            else [os.fspath(f) for f in source])
@@ -261,7 +276,7 @@ def read_ntu(source, *, max_persons: int = 2, max_frames: int = 300, num_joints:
     ds = _dataset(x, lengths, got.names, got.infos, num_joints)
     ds.meta.update(source='ntu_raw', skipped=skipped, cropped=got.buffer.cropped,
                    buffer=got.buffer)
-    return validate(ds)
+    return validate(ds, source if isinstance(source, (str, os.PathLike)) else None)
   except BaseException:
     got.buffer.close()
     raise

@@ -12,7 +12,8 @@ Facts reproduced from the public reference pipelines:
     frame's bottom->top spine bone onto +z and, after that, the right->left shoulder bone onto +x.
   * pyskl `PreNormalize3D`: the person with more valid frames becomes person 0, only the frames
     where that person is present are kept, every joint is shifted by person 0's centre joint of
-    the first kept frame, then the same two rotations.
+    the first kept frame, then the same two rotations. (pyskl hard-codes the centre as joint 1
+    for 25 joints; here it is the layout's `norm_center`, which is joint 1 for `ntu25`.)
 
 Deliberate differences from the reference code, both about degenerate input: an anti-parallel
 bone is turned by 180 degrees (the reference's cross product vanishes there and it leaves the
@@ -71,14 +72,14 @@ def pre_normalize(x: np.ndarray, lengths: np.ndarray, layout: Layout | str,
   for start in range(0, x.shape[0], step):
     part = slice(start, start + step)
     xc = np.asarray(x[part], np.float32)
+    # The chunk functions write their result straight into `out[part]` (saves a copy).
     if method == 'none':
-      yc, lc = _mask_beyond_lengths(xc, lengths[part]), lengths[part]
+      out[part] = _mask_beyond_lengths(xc, lengths[part])
+      out_lengths[part] = lengths[part]
     elif method == 'agcn':
-      yc, lc = _agcn(xc, lengths[part], layout, repeat_to_end)
+      out_lengths[part] = _agcn(xc, lengths[part], layout, repeat_to_end, out[part])
     else:
-      yc, lc = _pyskl(xc, lengths[part], layout)
-    out[part] = yc
-    out_lengths[part] = lc
+      out_lengths[part] = _pyskl(xc, lengths[part], layout, out[part])
   return out, out_lengths
 
 
@@ -200,8 +201,8 @@ def _tracked_joints(x: np.ndarray) -> np.ndarray:
   return (x[..., 0] != 0) | (x[..., 1] != 0) | (x[..., 2] != 0)
 
 
-def _agcn(x, lengths, layout: Layout, repeat_to_end: bool):
-  """2s-AGCN pre_normalization on one chunk."""
+def _agcn(x, lengths, layout: Layout, repeat_to_end: bool, out: np.ndarray) -> np.ndarray:
+  """2s-AGCN pre_normalization of one chunk into `out`; returns the new lengths."""
   n, m, t = x.shape[:3]
   frame = np.arange(t)
   tracked = _tracked_joints(x) & _inside(lengths, t)           # [n, m, t, V]
@@ -229,11 +230,12 @@ def _agcn(x, lengths, layout: Layout, repeat_to_end: bool):
   y -= centre[:, None, :, None, :]
   y *= tracked[..., None]
   # (c, d) Rotations from person 0's first frame.
-  return _rotate(y, layout), new_lengths
+  _rotate(y, layout, out)
+  return new_lengths
 
 
-def _pyskl(x, lengths, layout: Layout):
-  """pyskl PreNormalize3D on one chunk."""
+def _pyskl(x, lengths, layout: Layout, out: np.ndarray) -> np.ndarray:
+  """pyskl PreNormalize3D of one chunk into `out`; returns the new lengths."""
   n, m, t = x.shape[:3]
   frame = np.arange(t)
   rows = np.arange(n)
@@ -254,15 +256,16 @@ def _pyskl(x, lengths, layout: Layout):
   c = layout.norm_center
   centre = y[:, 0, 0, c] * tracked[:, 0, 0, c, None]          # [n, 3]
   y -= centre[:, None, None, None, :]
-  y *= tracked[..., None]
-  y = _rotate(y, layout)
   has_body = kept > 0
-  y *= has_body[:, None, None, None, None]   # a sample without a body stays all zero
-  return y, np.where(has_body, kept, lengths).astype(np.int32)
+  # A sample without a body stays all zero.
+  y *= (tracked & has_body[:, None, None, None])[..., None]
+  _rotate(y, layout, out)
+  return np.where(has_body, kept, lengths).astype(np.int32)
 
 
-def _rotate(y: np.ndarray, layout: Layout) -> np.ndarray:
-  """Spine of person 0's first frame onto +z, then its shoulders onto +x; one matmul."""
+def _rotate(y: np.ndarray, layout: Layout, out: np.ndarray) -> None:
+  """Writes y turned so that person 0's first-frame spine is on +z, then its shoulders on +x,
+  into `out` (same shape); one batched matmul."""
   n = y.shape[0]
   first = y[:, 0, 0].astype(np.float64)                       # [n, V, 3]
   rot = np.broadcast_to(np.eye(3), (n, 3, 3))
@@ -274,7 +277,7 @@ def _rotate(y: np.ndarray, layout: Layout) -> np.ndarray:
     shoulders = np.einsum('nij,nj->ni', rot, first[:, right] - first[:, left])
     rot = rotation_onto(shoulders, (1, 0, 0)) @ rot
   if layout.norm_zaxis is None and layout.norm_xaxis is None:
-    return y.astype(np.float32, copy=False)
-  flat = y.reshape(n, -1, 3)
-  out = flat @ np.swapaxes(rot, 1, 2).astype(np.float32)
-  return out.reshape(y.shape)
+    out[...] = y
+    return
+  np.matmul(y.reshape(n, -1, 3), np.swapaxes(rot, 1, 2).astype(np.float32),
+            out=out.reshape(n, -1, 3))

@@ -21,19 +21,24 @@ from typing import Iterator
 import numpy as np
 
 from skeleton_anon.data.dataset import SkeletonDataset
-from skeleton_anon.data.synthetic_body import (NTU25, Bodies, forward_kinematics, rotations,
-                                               sample_bodies)
+from skeleton_anon.data.synthetic_body import (CHANNELS, NTU25, ROOT_CHANNELS, Bodies,
+                                               forward_kinematics, rotations, sample_bodies)
 from skeleton_anon.data.synthetic_motion import (Styles, action_channels, get_actions,
                                                  sample_styles)
 from skeleton_anon.errors import ConfigError
 
-GENDER_NAMES = ('male', 'female')
+# Gender codes as the ETRI reader writes them (the reference code's `gender == 'm'`).
+GENDER_NAMES = ('female', 'male')
+_LABEL_KEYS = ('lengths', 'action', 'subject', 'gender', 'names', 'camera', 'setup',
+               'replication')
 # NTU RGB+D 60 has 11 two-person actions among 60.
 _TWO_PERSON_SHARE = 11 / 60
 # Sensor noise multipliers per joint: Kinect tracks the trunk best, hand tips and thumbs worst.
 _NOISY_JOINTS = {'hand_left': 1.5, 'hand_right': 1.5, 'foot_left': 1.5, 'foot_right': 1.5,
                  'ankle_left': 1.3, 'ankle_right': 1.3, 'hand_tip_left': 2.5,
                  'thumb_left': 2.5, 'hand_tip_right': 2.5, 'thumb_right': 2.5}
+# Posture jitter between repetitions applies to joint angles, never to the root's translation.
+_JOINT_CHANNELS = np.array([c not in ROOT_CHANNELS for c in CHANNELS])
 _JOINT_NOISE = np.array([_NOISY_JOINTS.get(n, 1.0) for n in NTU25.joint_names], np.float32)
 
 
@@ -46,9 +51,9 @@ def make_synthetic(*, num_subjects: int = 20, num_actions: int = 10, repetitions
   Returns:
     A `SkeletonDataset` of N = subjects x actions x repetitions x views samples, layout
     'ntu25', x float32 [N, num_persons, num_frames, 25, 3] in camera coordinates (metres),
-    gender 0 male / 1 female, split None (the split rules decide), NTU-style names, and meta
-    with 'camera', 'replication', 'setup' (1-based, as in the names), 'action_names',
-    'gender_names' and 'height'.
+    gender 0 female / 1 male (as the ETRI reader), split None (the split rules decide),
+    NTU-style names, camera, setup and replication (1-based, as in the names), and meta with
+    'action_names', 'gender_names' and 'height' (the performer's, metres).
   """
   kwargs = dict(num_subjects=num_subjects, num_actions=num_actions, repetitions=repetitions,
                 num_views=num_views, num_frames=num_frames, num_persons=num_persons,
@@ -56,23 +61,22 @@ def make_synthetic(*, num_subjects: int = 20, num_actions: int = 10, repetitions
                 missing_frames=missing_frames)
   total = num_subjects * num_actions * repetitions * num_views
   x = np.zeros((total, num_persons, num_frames, NTU25.num_joints, 3), np.float32)
-  parts = []
+  # Coordinates go straight into the one big array; only the small per-sample labels are
+  # collected and joined at the end.
+  labels = {key: [] for key in _LABEL_KEYS}
+  heights = []
   start = 0
+  meta = {}
   for part in iter_synthetic(**kwargs):
-    n = part.num_samples
-    x[start:start + n] = part.x
-    parts.append(part.with_x(np.empty((n, 0))))   # labels only; coordinates already copied
-    start += n
-
-  def cat(field):
-    return np.concatenate([getattr(p, field) for p in parts])
-
-  meta = dict(parts[0].meta)
-  for key in ('camera', 'replication', 'setup', 'height'):
-    meta[key] = np.concatenate([p.meta[key] for p in parts])
-  return SkeletonDataset(x=x, lengths=cat('lengths'), action=cat('action'),
-                         subject=cat('subject'), layout='ntu25', gender=cat('gender'),
-                         split=None, names=cat('names'), meta=meta)
+    x[start:start + part.num_samples] = part.x
+    start += part.num_samples
+    for key in _LABEL_KEYS:
+      labels[key].append(getattr(part, key))
+    heights.append(part.meta['height'])
+    meta = part.meta
+  meta = dict(meta, height=np.concatenate(heights))
+  return SkeletonDataset(x=x, layout='ntu25', split=None, meta=meta,
+                         **{key: np.concatenate(v) for key, v in labels.items()})
 
 
 def iter_synthetic(*, num_subjects: int = 20, num_actions: int = 10, repetitions: int = 2,
@@ -83,7 +87,7 @@ def iter_synthetic(*, num_subjects: int = 20, num_actions: int = 10, repetitions
   """Yields the dataset one subject at a time; same content as `make_synthetic`.
 
   Args:
-    num_subjects: performers (half of them female, rounded down).
+    num_subjects: performers (half of them women, rounded down).
     num_actions: action classes: a hand-written bank first, then fixed procedural actions.
     repetitions: performances of each action by each subject.
     num_views: cameras filming each performance, spread over -45..45 degrees.
@@ -144,32 +148,29 @@ def _subject_samples(subject, actions, interaction, repetitions, views, t, num_p
   posture_jitter = rng.normal(0, 1.5, (p, styles.posture.shape[1]))
   main = _perform(actions, perf_action, phase, styles.take(own), bodies.take(own), variation,
                   posture_jitter)
-  facing = rng.normal(0, 10, p)
-  world = [_place(main, facing, np.zeros(p))]
-  present_until = [lengths]
-  if num_persons >= 2:
-    partner, until = _partners(subject, actions, interaction, perf_action, phase, lengths,
-                               female.shape[0], bodies, styles, rng)
-    gap = rng.uniform(0.9, 1.3, p)
-    is_pair = interaction[perf_action]
-    world[0] = np.where(is_pair[:, None, None, None],
-                        _place(main, np.full(p, -60.0), -gap / 2), world[0])
-    world.append(_place(partner, np.full(p, 60.0), gap / 2))
-    present_until.append(np.where(is_pair, until, 0))
-  for _ in range(2, num_persons):
-    world.append(np.zeros_like(world[0]))
-    present_until.append(np.zeros(p, np.int32))
-  world = np.stack(world, 1)                                         # [P, M, T, V, 3]
-  until = np.stack(present_until, 1)                                 # [P, M]
-  x = _film(world, views, rng, **{k: v for k, v in sensor.items() if k != 'seed'})
-  # Frames after a person's presence (and after the clip) are zero; tracking may start late.
+  cameras = _cameras(rng, p, views)
+  film = dict(noise=sensor['noise'], joint_bias=sensor['joint_bias'],
+              depth_scale=sensor['depth_scale'])
+  # In an interaction the two people stand `gap` apart, turned towards each other.
+  is_pair = interaction[perf_action] if num_persons >= 2 else np.zeros(p, bool)
+  gap = rng.uniform(0.9, 1.3, p)
+  facing = np.where(is_pair, -60.0, rng.normal(0, 10, p))
+  x = np.zeros((p, v_count, num_persons, t, NTU25.num_joints, 3), np.float32)
+  x[:, :, 0] = _film(_place(main, facing, np.where(is_pair, -gap / 2, 0.0)), cameras, rng,
+                     **film)
   frame = np.arange(t)
+  # Tracking may lock on a few frames late: leading empty frames for person 0.
   late = np.where(rng.random((p, v_count)) < sensor['missing_frames'],
                   rng.integers(1, 4, (p, v_count)), 0)
-  visible = np.broadcast_to(frame < until[:, None, :, None],
-                            (p, v_count) + until.shape[1:] + (t,)).copy()   # [P, views, M, T]
-  visible[:, :, 0] &= frame >= late[:, :, None]
-  x *= visible[..., None, None]
+  x[:, :, 0] *= ((frame >= late[:, :, None]) &
+                 (frame < lengths[:, None, None]))[..., None, None]
+  rows = np.flatnonzero(is_pair)
+  if rows.size:
+    partner, until = _partners(subject, actions, perf_action[rows], phase[rows], lengths[rows],
+                               female.shape[0], bodies, styles, rng)
+    x[rows, :, 1] = _film(_place(partner, np.full(rows.size, 60.0), gap[rows] / 2),
+                          (cameras[0][rows], cameras[1][rows]), rng, **film)
+    x[rows, :, 1] *= (frame < until[:, None, None])[..., None, None]
   x = x.reshape((p * v_count,) + x.shape[2:])
   camera = np.tile(np.arange(1, v_count + 1), p)
   action = np.repeat(perf_action, v_count)
@@ -179,13 +180,13 @@ def _subject_samples(subject, actions, interaction, repetitions, views, t, num_p
   n = p * v_count
   meta = {'source': 'synthetic', 'seed': sensor['seed'],
           'action_names': [a.name for a in actions], 'gender_names': list(GENDER_NAMES),
-          'camera': camera.astype(np.int32), 'replication': (rep + 1).astype(np.int32),
-          'setup': np.ones(n, np.int32),
           'height': np.full(n, bodies.height[subject], np.float32)}
   return SkeletonDataset(
-      x=x.astype(np.float32), lengths=np.repeat(lengths, v_count), action=action.astype(np.int32),
+      x=x, lengths=np.repeat(lengths, v_count), action=action.astype(np.int32),
       subject=np.full(n, subject, np.int32), layout='ntu25',
-      gender=np.full(n, int(female[subject]), np.int32), names=names, meta=meta)
+      gender=np.full(n, 0 if female[subject] else 1, np.int32), names=names, meta=meta,
+      camera=camera.astype(np.int32), setup=np.ones(n, np.int32),
+      replication=(rep + 1).astype(np.int32))
 
 
 def _warped_phase(lengths, t, warp):
@@ -205,14 +206,14 @@ def _perform(actions, perf_action, phase, styles: Styles, bodies: Bodies, variat
     rows = np.flatnonzero(perf_action == a)
     channels[rows] = action_channels(actions[a], phase[rows], styles.take(rows),
                                      variation[rows], bodies.height[rows])
-  channels += posture_jitter[:, None, :]
+  channels[..., _JOINT_CHANNELS] += posture_jitter[:, None, _JOINT_CHANNELS]
   return forward_kinematics(channels, bodies)
 
 
-def _partners(subject, actions, interaction, perf_action, phase, lengths, num_subjects,
-              bodies, styles, rng):
-  """The second person of each performance: another subject doing the same action a little
-  later; present in interactions only, and leaving early in 30% of them."""
+def _partners(subject, actions, perf_action, phase, lengths, num_subjects, bodies, styles,
+              rng):
+  """Second persons [P, T, V, 3] and their last frame [P]: another subject doing the same action
+  a little later, leaving early in 30% of the performances."""
   p = perf_action.shape[0]
   other = (subject + rng.integers(1, num_subjects, p)) % num_subjects
   delayed = np.clip(phase - 0.05, 0.0, None)
@@ -227,29 +228,40 @@ def _place(pos, yaw_deg, side):
   """Turns body-frame positions [P, T, V, 3] by `yaw_deg` [P] and moves them `side` [P] metres
   along x: the people's places on the floor."""
   rot = rotations(np.deg2rad(yaw_deg), 'y').astype(np.float32)
-  out = np.einsum('pij,ptvj->ptvi', rot, pos)
+  out = (pos.reshape(pos.shape[0], -1, 3) @ np.swapaxes(rot, -1, -2)).reshape(pos.shape)
   out[..., 0] += side[:, None, None].astype(np.float32)
   return out
 
 
-def _film(world, views, rng, *, noise, joint_bias, depth_scale, missing_frames):
-  """Camera-space recordings [P, views, M, T, V, 3] of world positions [P, M, T, V, 3]."""
-  del missing_frames   # applied by the caller together with presence
-  p = world.shape[0]
+def _cameras(rng, p, views):
+  """Per performance and camera: rotation [P, views, 3, 3] and translation [P, views, 3] from
+  floor coordinates (person at the origin) to camera coordinates."""
   v_count = len(views)
   distance = rng.uniform(2.6, 3.6, p)
   height = rng.uniform(0.8, 1.3, p)
   lateral = rng.normal(0, 0.15, p)
   tilt = rng.uniform(-12, -3, (p, v_count))
-  # Rotate the scene about the vertical axis (camera angle), then tilt the camera.
+  # Turn the scene about the vertical axis (the camera's angle), then tilt the camera.
   yaw = rotations(np.deg2rad(np.broadcast_to(views, (p, v_count))), 'y')
   pitch = rotations(np.deg2rad(tilt), 'x')
-  cam = (pitch @ yaw).astype(np.float32)                             # [P, views, 3, 3]
   shift = np.stack([lateral, -height, distance], -1)                 # [P, 3]
-  out = np.einsum('pcij,pmtvj->pcmtvi', cam, world)
-  out += np.einsum('pcij,pj->pci', pitch, shift)[:, :, None, None, None, :].astype(np.float32)
-  m, t, v = world.shape[1:4]
-  scale = 1 + rng.normal(0, depth_scale, (p, v_count, m, 1, 1, 1))
-  bias = rng.normal(0, joint_bias, (p, v_count, m, 1, v, 3)) * _JOINT_NOISE[:, None]
-  jitter = rng.normal(0, noise, (p, v_count, m, t, v, 3)) * _JOINT_NOISE[:, None]
-  return (out * scale + bias + jitter).astype(np.float32)
+  return ((pitch @ yaw).astype(np.float32),
+          np.einsum('pcij,pj->pci', pitch, shift).astype(np.float32))
+
+
+def _film(world, cameras, rng, *, noise, joint_bias, depth_scale):
+  """Camera-space recordings [P, views, T, V, 3] of floor-frame positions [P, T, V, 3], with
+  a per-recording depth scale error and joint bias and per-frame jitter."""
+  rot, shift = cameras
+  p, v_count = rot.shape[:2]
+  t, v = world.shape[1:3]
+  # A batched matmul over (performance, view) is much faster than einsum here.
+  out = (world.reshape(p, 1, t * v, 3) @ np.swapaxes(rot, -1, -2)).reshape(p, v_count, t, v, 3)
+  out += shift[:, :, None, None, :]
+  out *= (1 + rng.normal(0, depth_scale, (p, v_count, 1, 1, 1))).astype(np.float32)
+  out += (rng.normal(0, joint_bias, (p, v_count, 1, v, 3)) *
+          _JOINT_NOISE[:, None]).astype(np.float32)
+  jitter = rng.standard_normal((p, v_count, t, v, 3), dtype=np.float32)
+  jitter *= noise * _JOINT_NOISE[:, None]
+  out += jitter
+  return out

@@ -23,9 +23,9 @@ _J = {name: i for i, name in enumerate(NTU25.joint_names)}
 # offset is taken from the thumb.
 _REST = {
     'spine_mid': ((0, 1, 0), 0.155),
-    'spine_shoulder': ((0, 1, 0.03), 0.14),
+    'spine_shoulder': ((0, 1, 0.03), 0.13),
     'neck': ((0, 1, 0), 0.04),
-    'head': ((0, 1, -0.08), 0.075),
+    'head': ((0, 1, -0.08), 0.065),
     'shoulder_left': ((-1, -0.15, 0), 0.10),
     'elbow_left': ((0, -1, 0), 0.17),
     'wrist_left': ((0, -1, 0), 0.145),
@@ -127,6 +127,15 @@ def sample_bodies(rng: np.random.Generator, female: np.ndarray, *,
 
 def rotations(angle: np.ndarray, axis: str) -> np.ndarray:
   """Rotation matrices [..., 3, 3] about a body axis for angles [...] in radians."""
+  return np.moveaxis(_rotations_leading(angle, axis), (0, 1), (-2, -1))
+
+
+def _rotations_leading(angle: np.ndarray, axis: str) -> np.ndarray:
+  """Rotation matrices with the matrix axes first, [3, 3, ...].
+
+  Forward kinematics multiplies millions of 3x3 matrices; written out element by element on
+  this layout that is several times faster than `np.matmul` on [..., 3, 3] stacks.
+  """
   c, s = np.cos(angle), np.sin(angle)
   one, zero = np.ones_like(c), np.zeros_like(c)
   rows = {
@@ -134,11 +143,17 @@ def rotations(angle: np.ndarray, axis: str) -> np.ndarray:
       'y': ((c, zero, s), (zero, one, zero), (-s, zero, c)),
       'z': ((c, -s, zero), (s, c, zero), (zero, zero, one)),
   }[axis]
-  return np.stack([np.stack(r, -1) for r in rows], -2)
+  return np.array(rows)
+
+
+def _matmul_leading(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """a @ b for [3, 3, ...] stacks."""
+  return np.array([[a[i, 0] * b[0, j] + a[i, 1] * b[1, j] + a[i, 2] * b[2, j]
+                    for j in range(3)] for i in range(3)])
 
 
 def _bone_rotations(channels: np.ndarray) -> dict[int, np.ndarray]:
-  """Local rotation per moving bone: R_x(flex) @ R_z(abduction) @ R_y(twist), [P, T, 3, 3]."""
+  """Local rotation per moving bone, R_x(flex) @ R_z(abduction) @ R_y(twist), [3, 3, P, T]."""
   per_bone: dict[int, dict[str, np.ndarray]] = {}
   for i, (_, bone, axis, sign) in enumerate(DOFS):
     per_bone.setdefault(_J[bone], {})[axis] = np.deg2rad(channels[..., i]) * sign
@@ -147,8 +162,8 @@ def _bone_rotations(channels: np.ndarray) -> dict[int, np.ndarray]:
     rot = None
     for axis in ('x', 'z', 'y'):
       if axis in axes:
-        r = rotations(axes[axis], axis)
-        rot = r if rot is None else rot @ r
+        r = _rotations_leading(axes[axis], axis)
+        rot = r if rot is None else _matmul_leading(rot, r)
     local[bone] = rot
   return local
 
@@ -166,8 +181,8 @@ def forward_kinematics(channels: np.ndarray, bodies: Bodies,
   parents = layout.parents
   local = _bone_rotations(channels)
   yaw = np.deg2rad(channels[..., CHANNEL['root_yaw']])
-  global_rot = {layout.root: rotations(yaw, 'y').astype(np.float32)}
-  pos = np.zeros((p, t, layout.num_joints, 3), np.float32)
+  global_rot = {layout.root: _rotations_leading(yaw, 'y')}
+  pos = np.zeros((3, layout.num_joints, p, t), np.float32)
   offsets = bodies.offsets.astype(np.float32)
   for j in layout.topological_order:
     j = int(j)
@@ -175,13 +190,17 @@ def forward_kinematics(channels: np.ndarray, bodies: Bodies,
       continue
     rot = global_rot[int(parents[j])]
     if j in local:
-      rot = rot @ local[j].astype(np.float32)
+      rot = _matmul_leading(rot, local[j])
     global_rot[j] = rot
-    pos[:, :, j] = pos[:, :, parents[j]] + np.einsum('ptik,pk->pti', rot, offsets[:, j])
+    off = offsets[:, j, :, None]                                 # [P, 3, 1]
+    for i in range(3):
+      pos[i, j] = (pos[i, parents[j]] + rot[i, 0] * off[:, 0] + rot[i, 1] * off[:, 1] +
+                   rot[i, 2] * off[:, 2])
+  pos = pos.transpose(2, 3, 1, 0)                                # [P, T, V, 3]
   # Root translation is expressed in the body's starting frame (walking forward = -z).
   shift = np.stack([channels[..., CHANNEL['root_side']],
                     np.zeros((p, t), np.float32),
                     -channels[..., CHANNEL['root_fwd']]], -1)
   floor = pos[:, :, FEET, 1].min(-1) - (FOOT_CLEARANCE * bodies.height)[:, None]
   shift[..., 1] = channels[..., CHANNEL['root_lift']] - floor
-  return pos + shift[:, :, None, :]
+  return np.ascontiguousarray(pos + shift[:, :, None, :])

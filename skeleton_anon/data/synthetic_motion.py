@@ -61,7 +61,11 @@ def _osc(ch, amp, cycles, **kw):
 
 
 def _act(name, *parts, duration=0.85):
-  return Action(name, tuple(c for part in parts for c in part), duration)
+  """An action from components and tuples of components."""
+  flat = []
+  for part in parts:
+    flat.extend([part] if isinstance(part, Component) else part)
+  return Action(name, tuple(flat), duration)
 
 
 # Hand-written actions, the first ten chosen to be clearly different from each other.
@@ -151,8 +155,8 @@ def _procedural_action(index: int) -> Action:
       sides = {'l': ['l_'], 'r': ['r_'], 'b': ['l_', 'r_']}[rng.choice(['l', 'r', 'b'])]
       flex, abd = rng.uniform(20, 160), rng.uniform(-20, 120)
       elbow, twist = rng.uniform(0, 140), rng.uniform(-40, 40)
-      cycles, amp = rng.integers(1, 6), rng.uniform(15, 35)
-      wobble = rng.choice(['sh_flex', 'sh_abd', 'elbow'])
+      cycles, amp = int(rng.integers(1, 6)), rng.uniform(15, 35)
+      wobble = str(rng.choice(['sh_flex', 'sh_abd', 'elbow']))
       for side in sides:
         parts += [Component(side + 'sh_flex', 'hold', flex, s0, s1),
                   Component(side + 'sh_abd', 'hold', abd, s0, s1),
@@ -167,12 +171,12 @@ def _procedural_action(index: int) -> Action:
                 Component(side + 'hip_abd', 'hold', rng.uniform(0, 35), s0, s1)]
       if rng.random() < 0.4:
         parts.append(Component('root_lift', 'bounce', rng.uniform(0.03, 0.1), s0, s1,
-                               cycles=rng.integers(2, 5)))
+                               cycles=int(rng.integers(2, 5))))
     else:
-      kind = rng.choice(['hold', 'osc'])
+      kind = str(rng.choice(['hold', 'osc']))
       for channel in rng.choice(['spine_flex', 'spine_side', 'chest_twist'], 2, replace=False):
         parts.append(Component(str(channel), kind, rng.uniform(15, 45) * rng.choice([-1, 1]),
-                               s0, s1, cycles=rng.integers(1, 4)))
+                               s0, s1, cycles=int(rng.integers(1, 4))))
   return Action(f'procedural_{index + 1}', tuple(parts), float(rng.uniform(0.7, 0.95)))
 
 

@@ -58,11 +58,16 @@ def add_noise(x: np.ndarray, lengths: np.ndarray, sigma: float, seed: int) -> np
   """x plus N(0, sigma^2) on every coordinate of valid frames of present persons.
 
   Seeded: the same (x, sigma, seed) always gives the same result. Padding stays exactly zero.
+  Noise is drawn chunk by chunk from one generator, so no second full-size array is needed.
   """
   rng = np.random.default_rng(seed)
-  noise = rng.standard_normal(x.shape, dtype=np.float32) * np.float32(sigma)
-  mask = valid_mask(x, lengths)[..., None, None]
-  return (x + np.where(mask, noise, np.float32(0))).astype(np.float32)
+  out = np.empty(x.shape, np.float32)
+  for lo in range(0, x.shape[0], _CHUNK):
+    chunk = np.asarray(x[lo:lo + _CHUNK], np.float32)
+    noise = rng.standard_normal(chunk.shape, dtype=np.float32) * np.float32(sigma)
+    mask = valid_mask(chunk, lengths[lo:lo + _CHUNK])[..., None, None]
+    out[lo:lo + _CHUNK] = chunk + np.where(mask, noise, np.float32(0))
+  return out
 
 
 def _ancestor_matrix(layout: Layout) -> np.ndarray:

@@ -19,6 +19,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from skeleton_anon.data import formats
 from skeleton_anon.data.dataset import SkeletonDataset, save_npz
 from skeleton_anon.evaluate.report import write_json
 
@@ -67,12 +68,6 @@ def combine_splits(train: SkeletonDataset, test: SkeletonDataset) -> SkeletonDat
   return combined
 
 
-def _write_msg3d(ds: SkeletonDataset, data_path: str, label_path: str, overwrite: bool) -> None:
-  """MS-G3D arrays through the data layer's writer (restricted pickles live there)."""
-  from skeleton_anon.data import formats  # the reader/writer of that format, owned by the data layer
-  formats.write_msg3d(ds, data_path, label_path, overwrite=overwrite)
-
-
 def build_manifest(*, config: Mapping | None, checkpoint_step: int | None,
                    report_summary: Mapping | None, input_files: Sequence[str],
                    outputs: Mapping[str, str]) -> dict:
@@ -114,7 +109,7 @@ def export_anonymized(train: SkeletonDataset, test: SkeletonDataset, export_dir,
     for part, ds in (('train', train), ('test', test)):
       data_name, label_name = MSG3D_NAMES[part]
       data_path, label_path = (os.path.join(export_dir, n) for n in (data_name, label_name))
-      _write_msg3d(ds, data_path, label_path, overwrite)
+      formats.write_msg3d(ds, data_path, label_path, overwrite=overwrite)
       outputs[data_name], outputs[label_name] = data_path, label_path
   manifest = build_manifest(config=config, checkpoint_step=checkpoint_step,
                             report_summary=report_summary, input_files=input_files,

@@ -1,4 +1,4 @@
-"""The paper's figures as PNGs: trade-off (Fig. 4), training curves (Fig. 5), ensemble size (Fig. 3).
+"""The paper's figures as PNGs: trade-off (Fig. 4), training curves (Fig. 5), ensemble size (Fig 3).
 
 Matplotlib with the Agg backend (no display needed); every function writes one PNG atomically and
 returns its path.
@@ -137,12 +137,12 @@ def plot_training_curves(history: Sequence[Mapping], path, *,
       scale = 100.0 if group == 'accuracy' else 1.0
       ax.plot([p[0] for p in pts], [scale * p[1] for p in pts], 'o-', ms=3, label=k)
     ax.set_xlabel('epoch')
-    ax.set_ylabel({'accuracy': 'accuracy (%)', 'reconstruction': 'RMSE',
+    ax.set_ylabel({'accuracy': 'accuracy (%)', 'reconstruction': 'reconstruction error',
                    'loss': 'loss'}[group])
     ax.set_title(group)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-  fig.suptitle(title)
+  fig.suptitle(title, y=1.04)
   return _save(fig, path)
 
 

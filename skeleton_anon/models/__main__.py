@@ -35,6 +35,8 @@ def _define_flags() -> None:
 def _npz_layout(path: str):
   """(Layout, persons, frames) of a dataset file, reading only its small keys and x's header."""
   from skeleton_anon.data.layouts import get_layout
+  if not zipfile.is_zipfile(path):  # np.load would try to read anything else as a pickle
+    raise DataError(path, 'not a readable .npz file (not a zip archive)')
   try:
     with np.load(path, allow_pickle=False) as f:
       for key in ('x', 'layout'):

@@ -29,9 +29,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from skeleton_anon.data.layouts import Layout
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import graph, layers
 from skeleton_anon.models.registry import register_classifier
+from skeleton_anon.models.stgcn import check_input_joints
 
 STREAMS = ('joint', 'bone')
 
@@ -111,8 +113,7 @@ class AGCN(nn.Module):
   """2s-AGCN single stream: x [N, M, T, V, C] joints -> logits [N, num_classes]."""
   num_classes: int
   num_persons: int
-  adjacency: np.ndarray
-  parents: np.ndarray
+  layout: Layout      # hashable; the graph is derived from it when traced
   stream: str = 'joint'
   base_channels: int = 64
   blocks_per_stage: Sequence[int] = (4, 3, 3)
@@ -122,14 +123,16 @@ class AGCN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    check_input_joints(x, self.layout)
+    adjacency = graph.spatial_partition(self.layout)
     if self.stream == 'bone':
-      x = bone_vectors(x, self.parents)
+      x = bone_vectors(x, self.layout.parents)
     h = layers.InputBatchNorm(name='data_bn')(x, train)
     index = 0
     for stage, count in enumerate(self.blocks_per_stage):
       width = self.base_channels * 2 ** stage
       for i in range(count):
-        h = AGCNBlock(width, self.adjacency, stride=2 if stage > 0 and i == 0 else 1,
+        h = AGCNBlock(width, adjacency, stride=2 if stage > 0 and i == 0 else 1,
                       residual=index > 0, temporal_kernel=self.temporal_kernel,
                       embed_ratio=self.embed_ratio, name=f'block{index + 1}')(h, train)
         index += 1
@@ -147,7 +150,6 @@ def build_agcn(*, num_classes: int, layout, num_persons: int, stream: str = 'joi
   if stream not in STREAMS:
     raise ConfigError(f'agcn: stream must be one of {STREAMS}, got {stream!r}')
   return AGCN(num_classes=num_classes, num_persons=num_persons,
-              adjacency=graph.spatial_partition(layout), parents=layout.parents,
-              stream=stream, base_channels=base_channels,
+              layout=layout, stream=stream, base_channels=base_channels,
               blocks_per_stage=tuple(blocks_per_stage), temporal_kernel=temporal_kernel,
               embed_ratio=embed_ratio, dropout=dropout)

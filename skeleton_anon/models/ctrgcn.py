@@ -28,8 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from skeleton_anon.data.layouts import Layout
 from skeleton_anon.models import graph, layers
 from skeleton_anon.models.registry import register_classifier
+from skeleton_anon.models.stgcn import check_input_joints
 
 _conv_init = layers.kaiming_fan_out_init
 
@@ -133,7 +135,7 @@ class CTRGCN(nn.Module):
   """CTR-GCN classifier: x [N, M, T, V, C] -> logits [N, num_classes]."""
   num_classes: int
   num_persons: int
-  adjacency: np.ndarray
+  layout: Layout      # hashable; the graph is derived from it when traced
   base_channels: int = 64
   blocks_per_stage: Sequence[int] = (4, 3, 3)
   temporal_kernel: int = 5
@@ -143,12 +145,14 @@ class CTRGCN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    check_input_joints(x, self.layout)
+    adjacency = graph.spatial_partition(self.layout)
     h = layers.InputBatchNorm(name='data_bn')(x, train)
     index = 0
     for stage, count in enumerate(self.blocks_per_stage):
       width = self.base_channels * 2 ** stage
       for i in range(count):
-        h = CTRGCNBlock(width, self.adjacency, stride=2 if stage > 0 and i == 0 else 1,
+        h = CTRGCNBlock(width, adjacency, stride=2 if stage > 0 and i == 0 else 1,
                         residual=index > 0, temporal_kernel=self.temporal_kernel,
                         dilations=tuple(self.dilations), rel_reduction=self.rel_reduction,
                         name=f'block{index + 1}')(h, train)
@@ -166,6 +170,6 @@ def build_ctrgcn(*, num_classes: int, layout, num_persons: int, base_channels: i
                  dropout: float = 0.0) -> CTRGCN:
   """CTR-GCN on `layout`'s spatial partition graph."""
   return CTRGCN(num_classes=num_classes, num_persons=num_persons,
-                adjacency=graph.spatial_partition(layout), base_channels=base_channels,
+                layout=layout, base_channels=base_channels,
                 blocks_per_stage=tuple(blocks_per_stage), temporal_kernel=temporal_kernel,
                 dilations=tuple(dilations), rel_reduction=rel_reduction, dropout=dropout)

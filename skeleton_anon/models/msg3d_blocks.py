@@ -186,8 +186,7 @@ class G3DPathway(nn.Module):
     a_binary = bone_adjacency(self.bones, self.num_joints)
     adjacency = multiscale_adjacency(window_graph(a_binary, self.window), self.num_scales)
     windows = unfold_windows(x, self.window, self.stride, self.dilation)   # [B, T', wV, C]
-    a_res = self.param('A_res', _tiny_uniform, adjacency.shape,
-                       jnp.float32)
+    a_res = self.param('A_res', _tiny_uniform, adjacency.shape, jnp.float32)
     a = jnp.asarray(adjacency, x.dtype) + a_res.astype(x.dtype)
     h = graph_aggregate(a, windows)                                         # [B, T', wV, S*C]
     h = MLP((embed,), activation='linear', name='mlp')(h, train)

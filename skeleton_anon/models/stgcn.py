@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from skeleton_anon.data.layouts import Layout
+from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import graph, layers
 from skeleton_anon.models.registry import register_classifier
 
@@ -44,6 +46,13 @@ def stgcn_spatial_partition(layout) -> np.ndarray:
   closer = neighbour & (to_center[:, None] < to_center[None, :])
   return np.stack([normalized * (hops == 0), normalized * not_closer,
                    normalized * closer]).astype(np.float32)
+
+
+def check_input_joints(x, layout: Layout) -> None:
+  """One-line error when the input's joints do not match the layout the graph came from."""
+  if x.ndim != 5 or x.shape[3] != layout.num_joints:
+    raise ConfigError(f'expected input [N, M, T, {layout.num_joints}, C] for layout '
+                      f'{layout.name!r}, got shape {tuple(x.shape)}')
 
 
 class STGCNBlock(nn.Module):
@@ -85,7 +94,7 @@ class STGCN(nn.Module):
   """ST-GCN classifier: x [N, M, T, V, C] -> logits [N, num_classes]."""
   num_classes: int
   num_persons: int
-  adjacency: np.ndarray
+  layout: Layout      # hashable; the graph is derived from it when traced
   base_channels: int = 64
   blocks_per_stage: Sequence[int] = (4, 3, 3)
   temporal_kernel: int = 9
@@ -94,6 +103,8 @@ class STGCN(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    check_input_joints(x, self.layout)
+    adjacency = stgcn_spatial_partition(self.layout)
     n, m, t, v, c = x.shape
     # The original's data_bn has V*C features: persons are folded into the batch first, which
     # is InputBatchNorm on one "person" per batch entry.
@@ -102,7 +113,7 @@ class STGCN(nn.Module):
     for stage, count in enumerate(self.blocks_per_stage):
       width = self.base_channels * 2 ** stage
       for i in range(count):
-        h = STGCNBlock(width, self.adjacency, stride=2 if stage > 0 and i == 0 else 1,
+        h = STGCNBlock(width, adjacency, stride=2 if stage > 0 and i == 0 else 1,
                        residual=index > 0, temporal_kernel=self.temporal_kernel,
                        dropout=self.dropout, edge_importance=self.edge_importance,
                        name=f'block{index + 1}')(h, train)
@@ -116,6 +127,6 @@ def build_stgcn(*, num_classes: int, layout, num_persons: int, base_channels: in
                 dropout: float = 0.5, edge_importance: bool = True) -> STGCN:
   """ST-GCN on `layout`'s spatial partition (centre joint = `layout.center`)."""
   return STGCN(num_classes=num_classes, num_persons=num_persons,
-               adjacency=stgcn_spatial_partition(layout), base_channels=base_channels,
+               layout=layout, base_channels=base_channels,
                blocks_per_stage=tuple(blocks_per_stage), temporal_kernel=temporal_kernel,
                dropout=dropout, edge_importance=edge_importance)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from jax.sharding import Mesh
 
@@ -54,7 +55,8 @@ class StageCheckpointer:
     items[_RNG] = ocp.args.StandardRestore()
     restored = self._manager.restore(int(step), args=ocp.args.Composite(**items))
     networks = {name: restored[name] for name in like}
-    rng = jax.random.wrap_key_data(jax.numpy.asarray(restored[_RNG]['key_data']))
+    # Through host memory: an uncommitted key can join computations on any mesh.
+    rng = jax.random.wrap_key_data(np.asarray(restored[_RNG]['key_data']))
     return networks, dict(restored[_META]), rng
 
   def close(self) -> None:

@@ -32,12 +32,16 @@ def _load(cfg) -> tuple[SkeletonDataset, str]:
       raise ConfigError(f'{cfg.path}: dataset file not found; make it with '
                         f'`{cfg.prepare_hint}` or point --config.data.path at an existing npz')
     return load_npz(cfg.path), cfg.path
-  from skeleton_anon.data import synthetic
+  from skeleton_anon.data import preprocess, synthetic
   knobs = cfg.synthetic.to_dict()
   try:
-    return synthetic.make_synthetic(**knobs), 'synthetic'
+    ds = synthetic.make_synthetic(**knobs)
   except TypeError as e:
     raise ConfigError(f'data.synthetic: {e}') from None
+  # Files come normalised by `prepare`; generated data gets the same treatment here.
+  x, lengths = preprocess.pre_normalize(ds.x, ds.lengths, ds.get_layout(),
+                                        cfg.synthetic_normalize)
+  return dataclasses.replace(ds, x=x, lengths=lengths), 'synthetic'
 
 
 def _crop(ds: SkeletonDataset, max_frames: int) -> SkeletonDataset:
@@ -60,12 +64,15 @@ def prepare_data(cfg) -> PreparedData:
   split = ds.split
   if split is None:
     from skeleton_anon.data import splits
-    split = splits.make_split(ds, cfg.split_rule)
+    split = splits.make_split(ds, cfg.split_rule, privacy_target=cfg.privacy_target)
   split = np.asarray(split)
   train_mask, test_mask = split == 0, split == 1
   if not train_mask.any() or not test_mask.any():
     raise DataError(source, f'the split leaves {int(train_mask.sum())} training and '
                     f'{int(test_mask.sum())} test samples; both must be non-empty', key='split')
+  if cfg.privacy_target == 'subject':
+    from skeleton_anon.data import splits
+    splits.check_identity_split(privacy[train_mask], privacy[test_mask])
   return PreparedData(
       train=ds.subset(train_mask), test=ds.subset(test_mask), layout=ds.get_layout(),
       privacy_train=privacy[train_mask].astype(np.int32),

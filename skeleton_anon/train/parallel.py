@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
@@ -36,11 +37,12 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def replicate(tree, mesh: Mesh):
   """A copy of a pytree of host or device arrays, replicated on `mesh`.
 
-  Always a fresh buffer (may_alias=False): the training steps donate their state, and donating an
-  alias would delete the caller's arrays (e.g. a bank's pretrained variables).
+  Always fresh buffers: the training steps donate their state, and device_put may reuse the input
+  buffer as one shard of its output (even with may_alias=False), so donating that would delete the
+  caller's arrays (e.g. a bank's pretrained variables). jnp.copy forces new buffers.
   """
   sharding = replicated(mesh)
-  return jax.tree.map(lambda a: jax.device_put(a, sharding, may_alias=False), tree)
+  return jax.tree.map(lambda a: jnp.copy(jax.device_put(a, sharding)), tree)
 
 
 def padded_batch_size(batch_size: int, mesh: Mesh) -> int:

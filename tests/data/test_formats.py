@@ -135,3 +135,24 @@ def test_pyskl_unknown_split_and_bad_structure(tmp_path):
     pickle.dump([1, 2], f)
   with pytest.raises(DataError, match="'annotations' list"):
     formats.read_pyskl(path)
+
+
+def test_recording_keys_round_trip_and_validate(tmp_path):
+  from skeleton_anon.data import load_npz, save_npz  # pylint: disable=g-import-not-at-top
+  x = np.ones((3, 1, 2, 25, 3), np.float32)
+  ds = SkeletonDataset(x=x, lengths=np.int32([2, 2, 2]), action=np.int32([0, 1, 2]),
+                       subject=np.int32([0, 0, 1]), camera=np.int32([1, 2, 3]),
+                       replication=np.int32([1, 1, 2]))
+  save_npz(ds, tmp_path / 'a.npz')
+  back = load_npz(tmp_path / 'a.npz')
+  np.testing.assert_array_equal(back.camera, [1, 2, 3])
+  np.testing.assert_array_equal(back.replication, [1, 1, 2])
+  assert back.setup is None
+  np.testing.assert_array_equal(back.subset(np.array([2, 0])).camera, [3, 1])
+  ds.camera = np.int32([1, -2, 3])
+  with pytest.raises(DataError, match=r"key 'camera': sample 1: camera = -2 is outside"):
+    save_npz(ds, tmp_path / 'b.npz')
+  ds.camera = np.int32([1, 2])
+  with pytest.raises(DataError, match=r'camera must have shape \[3\]'):
+    save_npz(ds, tmp_path / 'b.npz')
+  assert not (tmp_path / 'b.npz').exists()

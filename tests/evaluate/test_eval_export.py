@@ -52,3 +52,18 @@ def test_export_writes_npz_and_manifest(tmp_path, make_skeletons):
   assert manifest['outputs']['anonymized.npz'] == export.sha256_file(written['anonymized.npz'])
   with pytest.raises(OutputExistsError):
     export.export_anonymized(train, test, out_dir, overwrite=False)
+
+
+def test_export_msg3d_copy_reads_back(tmp_path, make_skeletons):
+  from skeleton_anon.data import formats
+  train, test = _ds(make_skeletons, 3, 0, 1), _ds(make_skeletons, 2, 10, 2)
+  for ds in (train, test):
+    ds.names = np.array([f'S001C001P{1 + s:03d}R001A{1 + a:03d}'
+                         for s, a in zip(ds.subject, ds.action)])
+  written = export.export_anonymized(train, test, tmp_path, source_format='msg3d')
+  assert set(written) == {'anonymized.npz', 'manifest.json', 'train_data_joint.npy',
+                          'train_label.pkl', 'val_data_joint.npy', 'val_label.pkl'}
+  back = formats.read_msg3d(written['val_data_joint.npy'], written['val_label.pkl'])
+  np.testing.assert_array_equal(back.x, test.x)
+  np.testing.assert_array_equal(back.action, test.action)
+  assert np.load(written['train_data_joint.npy']).shape == (3, 3, 8, 25, 2)

@@ -7,6 +7,12 @@ from skeleton_anon.data.layouts import get_layout
 from skeleton_anon.evaluate import baselines, leakage
 
 
+@pytest.fixture(autouse=True)
+def small_chunks(monkeypatch):
+  # Several chunks even on tiny arrays, so chunk boundaries are exercised.
+  monkeypatch.setattr(baselines, '_CHUNK', 2)
+
+
 def test_topk_and_chance():
   logits = np.array([[0.9, 0.1, 0, 0, 0, 0],
                      [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
@@ -96,5 +102,9 @@ def test_median_bone_lengths(make_skeletons):
   same = np.repeat(x[:1], 3, axis=0)
   np.testing.assert_allclose(baselines.median_bone_lengths(same, lengths[[0, 0, 0]], layout),
                              bone_len[0], atol=1e-5)
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setattr(baselines, '_MEDIAN_MAX_ENTRIES', 7)       # forces the strided subset
+    np.testing.assert_allclose(baselines.median_bone_lengths(same, lengths[[0, 0, 0]], layout),
+                               bone_len[0], atol=1e-5)
   with pytest.raises(ValueError):
     baselines.median_bone_lengths(np.zeros_like(x), lengths, layout)

@@ -81,6 +81,7 @@ def _dataset(make_skeletons, n=24):
       names=np.array([f'P{i % 6:03d}_A{i:03d}' for i in range(n)]))
 
 
+@pytest.mark.slow
 def test_pipeline_evaluate_export_and_anonymize(tmp_path, make_skeletons):
   from skeleton_anon import anonymize
   from skeleton_anon.train import pipeline

@@ -1,5 +1,7 @@
 """Anonymizers: shapes, exact zeros on padding and absent persons, near-identity start, gradients."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,17 +25,25 @@ def _batch():
   return jnp.asarray(x), jnp.asarray([6, 4], jnp.int32)
 
 
-def _init(name, knobs):
-  module = build_anonymizer(name, num_persons=PERSONS, num_joints=JOINTS, **knobs)
+@functools.lru_cache(maxsize=None)
+def _run(name, knobs_items=()):
+  """(module, variables, x, lengths, y): init and apply in one compiled call, cached per case."""
+  module = build_anonymizer(name, num_persons=PERSONS, num_joints=JOINTS, **dict(knobs_items))
   x, lengths = _batch()
-  variables = jax.jit(module.init)(jax.random.key(0), x, lengths)
-  return module, variables, x, lengths
+
+  @jax.jit
+  def init_and_apply(key):
+    variables = module.init(key, x, lengths)
+    return variables, module.apply(variables, x, lengths)
+
+  variables, y = init_and_apply(jax.random.key(0))
+  return module, variables, x, lengths, y
 
 
 @pytest.mark.parametrize('name,knobs', CASES)
 def test_padding_and_absent_persons_stay_exactly_zero(name, knobs):
-  module, variables, x, lengths = _init(name, knobs)
-  y = np.asarray(jax.jit(module.apply)(variables, x, lengths))
+  *_, x, _, y = _run(name, tuple(knobs.items()))
+  y = np.asarray(y)
   assert y.shape == x.shape
   assert np.all(y[1, 1] == 0.0)            # absent person
   assert np.all(y[1, :, 4:] == 0.0)        # padded frames
@@ -43,8 +53,7 @@ def test_padding_and_absent_persons_stay_exactly_zero(name, knobs):
 
 @pytest.mark.parametrize('variant', ['paper', 'reference'])
 def test_residual_mlp_starts_near_identity(variant):
-  module, variables, x, lengths = _init('residual_mlp', {'variant': variant})
-  y = jax.jit(module.apply)(variables, x, lengths)
+  _, variables, x, _, y = _run('residual_mlp', (('variant', variant),))
   deviation = float(jnp.abs(y - x).max())
   assert deviation <= IDENTITY_TOLERANCE * float(jnp.abs(x).max())
   assert deviation > 0   # small random init, not exact zeros (relu would block gradients)
@@ -55,7 +64,7 @@ def test_residual_mlp_starts_near_identity(variant):
 
 @pytest.mark.parametrize('name,knobs', CASES)
 def test_gradients_reach_every_parameter(name, knobs):
-  module, variables, x, lengths = _init(name, knobs)
+  module, variables, x, lengths, _ = _run(name, tuple(knobs.items()))
   target = jnp.roll(x, 1, axis=-1)
 
   def loss(params):
@@ -68,27 +77,32 @@ def test_gradients_reach_every_parameter(name, knobs):
 
 
 def test_autoencoder_layout_and_code():
-  module, variables, x, lengths = _init('autoencoder', {})
+  module, variables, x, _, _ = _run('autoencoder')
   params = variables['params']
   assert set(params) == {'encoder', 'decoder'}
   features = PERSONS * JOINTS * 3
   kernels = lambda tree: [tree[k]['kernel'].shape for k in sorted(tree)]
   assert kernels(params['encoder']) == [(features, 500), (500, 100), (100, 10)]
   assert kernels(params['decoder']) == [(10, 100), (100, 500), (500, features)]
-  codes = module.apply(variables, x, method=module.encode)
+
+  @jax.jit
+  def round_trip(variables, x):
+    codes = module.apply(variables, x, method=module.encode)
+    return codes, module.apply(variables, codes, x.shape, method=module.decode)
+
+  codes, frames = round_trip(variables, x)
   assert codes.shape == (2, FRAMES, 10) and float(codes.min()) >= 0.0   # relu on the code
-  frames = module.apply(variables, codes, x.shape, method=module.decode)
   assert frames.shape == x.shape
 
 
 def test_reconstruction_loss_ignores_padding():
-  module, variables, x, lengths = _init('autoencoder', {'latent': 4})
-  y = module.apply(variables, x, lengths)
+  module, variables, x, lengths, y = _run('autoencoder')
   valid = np.ones(x.shape, bool)
   valid[1, 1] = False
   valid[1, :, 4:] = False
   expected = float(np.mean((np.asarray(y) - np.asarray(x))[valid] ** 2))
-  got = float(reconstruction_loss(module, variables['params'], x, lengths))
+  loss = jax.jit(lambda p, x, n: reconstruction_loss(module, p, x, n))
+  got = float(loss(variables['params'], x, lengths))
   assert got == pytest.approx(expected, rel=1e-5)
 
 

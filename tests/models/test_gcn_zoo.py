@@ -17,7 +17,8 @@ from skeleton_anon.models.stgcn import stgcn_spatial_partition
 
 FAST_COMPILE = {'xla_backend_optimization_level': 0, 'xla_llvm_disable_expensive_passes': True}
 MODELS = ('stgcn', 'agcn', 'ctrgcn', 'shiftgcn')
-TINY = {'base_channels': 8, 'blocks_per_stage': (1, 1)}
+TINY = {'base_channels': 8, 'blocks_per_stage': (1, 1)}   # exercises the strided stage
+ONE_BLOCK = {'base_channels': 8, 'blocks_per_stage': (1,)}
 NUM_CLASSES = 5
 
 
@@ -54,25 +55,30 @@ def _batch(layout, seed=1, frames=8):
 
 @pytest.mark.parametrize('layout_name', ['ntu25', 'kinect_v1_20', 'custom'])
 @pytest.mark.parametrize('name', MODELS)
-def test_logits_shape_and_finite_input_gradients(name, layout_name):
+def test_logits_gradients_and_padding_on_every_layout(name, layout_name):
   layout = _layout(layout_name)
-  model = build_classifier(name, num_classes=NUM_CLASSES, layout=layout, num_persons=2, **TINY)
-  x = _batch(layout)
+  model = build_classifier(name, num_classes=NUM_CLASSES, layout=layout, num_persons=2,
+                           **ONE_BLOCK)
+  x = np.array(_batch(layout))
+  x[0, :, 5:] = 0.0     # sample 0: 5 valid frames, then zero padding
+  x[0, 1] = 0.0         # and no second person
+  other = x.copy()
+  other[1] = 0.0        # the same sample 0 next to an all-zero sample
   variables = _random_variables(model, x)
 
-  def fn(variables, x):
-    def loss(x):
-      logits, _ = model.apply(variables, x, train=True, mutable=['batch_stats'],
-                              rngs={'dropout': jax.random.key(0)})
-      return jnp.sum(logits ** 2)
-    return model.apply(variables, x), jax.grad(loss)(x)
+  def fn(variables, x, other):
+    logits, vjp = jax.vjp(lambda x: model.apply(variables, x), x)
+    # Gradient of sum(logits ** 2); logits of the other batch.
+    return logits, vjp(2 * logits)[0], model.apply(variables, other)
 
-  logits, grad = _run(fn, variables, x)
+  logits, grad, other_logits = _run(fn, variables, jnp.asarray(x), jnp.asarray(other))
   assert logits.shape == (2, NUM_CLASSES)
-  assert np.isfinite(np.asarray(logits)).all()
+  assert np.isfinite(np.asarray(logits)).all() and np.isfinite(np.asarray(other_logits)).all()
   assert grad.shape == x.shape
   assert np.isfinite(np.asarray(grad)).all()
   assert np.abs(np.asarray(grad)).max() > 0
+  # In eval mode a sample's logits do not depend on what else is in the batch.
+  np.testing.assert_allclose(logits[0], other_logits[0], rtol=1e-5, atol=1e-5)
 
 
 # Published sizes for 60 classes, 2 persons, NTU's 25 joints, counted from the original
@@ -117,7 +123,7 @@ def test_train_and_eval_differ_only_through_batch_statistics(name):
 def test_dropout_is_random_in_train_mode_only():
   layout = get_layout('kinect_v1_20')
   model = build_classifier('stgcn', num_classes=NUM_CLASSES, layout=layout, num_persons=2,
-                           dropout=0.5, **TINY)
+                           dropout=0.5, **ONE_BLOCK)
   x = _batch(layout)
   variables = _random_variables(model, x)
 
@@ -135,26 +141,6 @@ def test_dropout_is_random_in_train_mode_only():
   np.testing.assert_array_equal(eval0, eval1)
 
 
-@pytest.mark.parametrize('name', MODELS)
-def test_padded_frames_and_absent_person_stay_finite_and_per_sample(name):
-  layout = get_layout('ntu25')
-  model = build_classifier(name, num_classes=NUM_CLASSES, layout=layout, num_persons=2, **TINY)
-  x = np.asarray(_batch(layout, seed=4))
-  x[0, :, 5:] = 0.0     # sample 0: 5 valid frames, then padding
-  x[0, 1] = 0.0         # and no second person
-  other = x.copy()
-  other[1] = 0.0        # the same sample 0 next to an all-zero sample
-  variables = _random_variables(model, x)
-
-  def fn(variables, a, b):
-    return model.apply(variables, a), model.apply(variables, b)
-
-  logits_a, logits_b = _run(fn, variables, jnp.asarray(x), jnp.asarray(other))
-  assert np.isfinite(np.asarray(logits_a)).all() and np.isfinite(np.asarray(logits_b)).all()
-  # In eval mode a sample's logits do not depend on what else is in the batch.
-  np.testing.assert_allclose(logits_a[0], logits_b[0], rtol=1e-5, atol=1e-5)
-
-
 def test_bone_vectors_are_child_minus_parent():
   layout = _layout('custom')
   x = np.random.default_rng(0).normal(size=(2, 3, layout.num_joints, 3)).astype(np.float32)
@@ -168,7 +154,7 @@ def test_bone_vectors_are_child_minus_parent():
 
 def test_bone_stream_is_joint_model_on_bone_vectors():
   layout = _layout('custom')
-  kwargs = dict(num_classes=NUM_CLASSES, layout=layout, num_persons=2, **TINY)
+  kwargs = dict(num_classes=NUM_CLASSES, layout=layout, num_persons=2, **ONE_BLOCK)
   joint = build_classifier('agcn', stream='joint', **kwargs)
   bone = build_classifier('agcn', stream='bone', **kwargs)
   x = _batch(layout)
@@ -200,3 +186,13 @@ def test_stgcn_partition_splits_normalised_graph_by_distance_to_centre(layout_na
   depth = graph.hop_distance(layout)[:, layout.center]
   src, dst = np.nonzero(parts[2])
   assert (depth[src] < depth[dst]).all() and len(src) == v - 1  # every joint but the centre
+
+
+@pytest.mark.parametrize('name', ['stgcn', 'agcn', 'ctrgcn'])
+def test_models_are_hashable_and_reject_a_mismatched_joint_count(name):
+  layout = get_layout('ntu25')
+  model = build_classifier(name, num_classes=3, layout=layout, num_persons=2, **ONE_BLOCK)
+  same = build_classifier(name, num_classes=3, layout=layout, num_persons=2, **ONE_BLOCK)
+  assert hash(model) == hash(same) and model == same   # usable as a static jit argument
+  with pytest.raises(ConfigError, match="25.*'ntu25'.*20"):
+    jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 2, 8, 20, 3))))

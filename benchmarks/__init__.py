@@ -1,0 +1,1 @@
+"""Benchmarks of skeleton_anon against the PyTorch reference; see BENCHMARKS.md."""

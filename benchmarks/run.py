@@ -1,0 +1,269 @@
+"""One command for every benchmark of issue 6, optionally side by side with the PyTorch reference.
+
+  python benchmarks/run.py [--quick] --json OUT.json [--reference_dir DIR]
+
+Each training-step measurement runs in its own process (benchmarks/jax_steps.py, or
+benchmarks/reference_torch.py under the torch interpreter `--torch_python`), so its peak RSS is its
+own; compile time is reported apart from the step time (warm-up excluded, median of repeats). The
+data-preparation measurements run here. The output is a JSON list with one object per measurement
+(`name`, `samples_per_s`, `batch`, `frames`, `devices`, ...). Reference measurements are named
+`reference_<name>`, the straightforward per-sample baselines `<name>_naive`; our objects carry the
+ratios (`speedup_vs_reference`, `speedup_vs_naive`, `rss_fraction_of_reference`,
+`fraction_of_matmul`). An environment summary goes to OUT.env.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+  sys.path.insert(0, REPO)
+
+from benchmarks import data_bench  # noqa: E402  (needs the repo on sys.path when run as a script)
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_TORCH_PYTHON = '/work/torchvenv/bin/python'
+# The reference's peak RSS grows by about this much per (sample x frame) of its min step, over a
+# ~350 MiB base (measured at batch 8, T=64: 4.6 GiB). Used to shrink its T=300 batch when RAM is short.
+REFERENCE_MIB_PER_SAMPLE_FRAME, REFERENCE_BASE_MIB = 8.4, 350.0
+
+
+def log(message: str) -> None:
+  print(f'[{time.strftime("%H:%M:%S")}] {message}', file=sys.stderr, flush=True)
+
+
+def mem_available_mib() -> float:
+  with open('/proc/meminfo') as f:
+    for line in f:
+      if line.startswith('MemAvailable:'):
+        return int(line.split()[1]) / 1024.0
+  return float('inf')
+
+
+def run_json(command: list[str], timeout_s: float, name: str) -> dict:
+  """Runs a measurement process; its last stdout line is the JSON result."""
+  start = time.perf_counter()
+  try:
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
+                          check=False, cwd=REPO)
+  except subprocess.TimeoutExpired:
+    return {'name': name, 'error': f'timed out after {timeout_s:.0f}s', 'samples_per_s': None}
+  if done.returncode != 0 or not done.stdout.strip():
+    tail = ' | '.join((done.stderr or done.stdout).strip().splitlines()[-3:])
+    return {'name': name, 'error': f'exit {done.returncode}: {tail}', 'samples_per_s': None}
+  result = json.loads(done.stdout.strip().splitlines()[-1])
+  result['wall_s'] = time.perf_counter() - start
+  return result
+
+
+def ours(measure: str, timeout_s: float, **options) -> dict:
+  command = [sys.executable, os.path.join(HERE, 'jax_steps.py'), f'--measure={measure}']
+  command += [f'--{k}={v}' for k, v in options.items()]
+  result = run_json(command, timeout_s, measure)
+  log(f'ours {measure} {options}: {_brief(result)}')
+  return result
+
+
+def reference(args, measure: str, timeout_s: float, **options) -> dict:
+  command = [args.torch_python, os.path.join(HERE, 'reference_torch.py'),
+             f'--reference_dir={args.reference_dir}', f'--measure={measure}',
+             f'--threads={args.threads}']
+  command += [f'--{k}={v}' for k, v in options.items()]
+  result = run_json(command, timeout_s, measure)
+  result['name'] = f'reference_{measure}'
+  log(f'reference {measure} {options}: {_brief(result)}')
+  return result
+
+
+def _brief(result: dict) -> str:
+  if result.get('error'):
+    return 'ERROR ' + result['error']
+  parts = [f"{result['samples_per_s']:.3g} samples/s"]
+  for key in ('gflop_per_s', 'compile_s', 'peak_rss_mib'):
+    if result.get(key) is not None:
+      parts.append(f'{key}={result[key]:.4g}')
+  return ', '.join(parts)
+
+
+def _ratio(a, b):
+  return a / b if a and b else None
+
+
+def reference_batch_for(frames: int, batch: int) -> int:
+  """The largest batch <= `batch` whose reference min step should fit in free memory."""
+  available = mem_available_mib() - 1024  # keep a margin for everyone else on the machine
+  while batch > 1 and REFERENCE_BASE_MIB + REFERENCE_MIB_PER_SAMPLE_FRAME * batch * frames > available:
+    batch //= 2
+  return batch
+
+
+def step_benchmarks(args, plan) -> list[dict]:
+  """Training steps, ours and (optionally) the reference's, one measurement per process."""
+  results = []
+  for measure, batch, frames in plan['steps']:
+    long = frames > 64
+    options = dict(batch=batch, frames=frames, warmup=1,
+                   repeats=plan['long_repeats'] if long else plan['repeats'])
+    mine = ours(measure, args.timeout_s, **options)
+    results.append(mine)
+    if not args.reference_dir:
+      continue
+    ref_options = dict(options)
+    if measure == 'min_step':
+      ref_options['batch'] = reference_batch_for(frames, batch)
+      if not long:
+        ref_options['count_flops'] = 1
+    if long:
+      ref_options['repeats'] = plan['reference_long_repeats']
+    ref = reference(args, measure, args.timeout_s * 3, **ref_options)
+    if ref_options['batch'] != batch:
+      ref['batch_reduced_for_memory'] = True
+    results.append(ref)
+    mine['speedup_vs_reference'] = _ratio(mine.get('samples_per_s'), ref.get('samples_per_s'))
+    if measure == 'min_step':
+      mine['rss_fraction_of_reference'] = _ratio(mine.get('peak_rss_mib'), ref.get('peak_rss_mib'))
+      mine['reference_gflop_per_step'] = ref.get('gflop_per_step')
+  for measure in plan['ensemble']:
+    results.append(ours(measure, args.timeout_s, batch=plan['ensemble_batch'],
+                        frames=plan['ensemble_frames'], warmup=1, repeats=plan['repeats']))
+  by_name = {r['name']: r for r in results if r['name'].startswith('ensemble')}
+  if len(by_name) == 2:
+    by_name['ensemble_min_step_vmap']['speedup_vs_loop'] = _ratio(
+        by_name['ensemble_min_step_vmap'].get('samples_per_s'),
+        by_name['ensemble_min_step_loop'].get('samples_per_s'))
+  return results
+
+
+def data_benchmarks(args, plan, work_dir: str) -> list[dict]:
+  """Parsing and pre_normalization: ours, the naive per-sample baseline, the reference."""
+  log(f"data: writing {plan['num_files']} .skeleton files")
+  inputs = data_bench.prepare_inputs(work_dir, plan['num_files'], seed=0)
+  results = []
+  parse_ours, parse_naive = data_bench.bench_parse(inputs, repeats=plan['repeats'])
+  parse_naive['name'] = 'ntu_parse_naive'
+  prenorm_ours, prenorm_naive = data_bench.bench_pre_normalization(inputs, repeats=5)
+  prenorm_naive['name'] = 'pre_normalization_naive'
+  results += [parse_ours, parse_naive, prenorm_ours, prenorm_naive]
+  parse_ours['speedup_vs_naive'] = _ratio(parse_ours['frames_per_s'], parse_naive['frames_per_s'])
+  prenorm_ours['speedup_vs_naive'] = _ratio(prenorm_ours['samples_per_s'],
+                                            prenorm_naive['samples_per_s'])
+  for workers in plan['workers']:
+    results.append(data_bench.bench_read_ntu(inputs, workers))
+  if args.reference_dir:
+    ref_parse = reference(args, 'ntu_parse', args.timeout_s, data_dir=inputs.skeleton_dir)
+    out_npy = os.path.join(work_dir, 'reference_normalised.npy')
+    ref_norm = reference(args, 'pre_normalization', args.timeout_s, data_npy=inputs.npy_path,
+                         out_npy=out_npy)
+    results += [ref_parse, ref_norm]
+    parse_ours['speedup_vs_reference'] = _ratio(parse_ours['frames_per_s'],
+                                                ref_parse.get('frames_per_s'))
+    prenorm_ours['speedup_vs_reference'] = _ratio(prenorm_ours['samples_per_s'],
+                                                  ref_norm.get('samples_per_s'))
+    if os.path.exists(out_npy):
+      prenorm_ours['max_abs_diff_vs_reference'] = data_bench.compare_with_reference_output(
+          inputs, out_npy)
+  for r in results:
+    log(f"{r['name']} ({r.get('implementation')}, workers={r.get('workers', 1)}): "
+        f"{_brief(r)}")
+  return results
+
+
+def add_matmul_fractions(results: list[dict]) -> None:
+  """fraction_of_matmul = achieved GFLOP/s / the same implementation's dense matmul GFLOP/s."""
+  matmul = {r.get('implementation'): r.get('gflop_per_s') for r in results
+            if r['name'] in ('matmul_f32', 'reference_matmul_f32')}
+  for r in results:
+    if r['name'] in ('matmul_f32', 'reference_matmul_f32') or not r.get('gflop_per_s'):
+      continue
+    r['fraction_of_matmul'] = _ratio(r['gflop_per_s'], matmul.get(r.get('implementation')))
+
+
+def make_plan(quick: bool) -> dict:
+  if quick:
+    return {'steps': [('min_step', 4, 32)], 'ensemble': [], 'repeats': 2, 'long_repeats': 2,
+            'reference_long_repeats': 1, 'num_files': 16, 'workers': [1]}
+  steps = [(m, 8, t) for t in (64, 300) for m in ('min_step', 'max_step', 'classifier_step')]
+  return {'steps': steps, 'ensemble': ['ensemble_min_step_vmap', 'ensemble_min_step_loop'],
+          'ensemble_batch': 8, 'ensemble_frames': 64, 'repeats': 3, 'long_repeats': 2,
+          'reference_long_repeats': 1, 'num_files': 64, 'workers': [1, 2]}
+
+
+def environment(args) -> dict:
+  import jax  # pylint: disable=import-outside-toplevel
+  model = ''
+  try:
+    with open('/proc/cpuinfo') as f:
+      model = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')),
+                   '')
+  except OSError:
+    pass
+  env = {'date_utc': time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime()), 'cpu': model,
+         'cores': os.cpu_count(), 'python': platform.python_version(), 'jax': jax.__version__,
+         'backend': jax.default_backend(), 'devices': jax.local_device_count(),
+         'xla_flags': os.environ.get('XLA_FLAGS', ''), 'quick': args.quick,
+         'mem_available_mib_at_start': mem_available_mib()}
+  if args.reference_dir:
+    probe = subprocess.run([args.torch_python, '-c', 'import torch; print(torch.__version__)'],
+                           capture_output=True, text=True, check=False)
+    env['torch'] = probe.stdout.strip() or probe.stderr.strip()[-200:]
+    env['reference_dir'] = os.path.abspath(args.reference_dir)
+  return env
+
+
+def write_json_atomic(path: str, payload) -> None:
+  tmp = f'{path}.tmp'
+  with open(tmp, 'w') as f:
+    json.dump(payload, f, indent=1)
+  os.replace(tmp, path)
+
+
+def parse_args(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--json', required=True, help='where to write the list of measurements')
+  parser.add_argument('--quick', action='store_true', help='a smoke run of a few minutes')
+  parser.add_argument('--reference_dir', default=None,
+                      help='checkout of desertfex/skeleton-anonymization to time side by side')
+  parser.add_argument('--torch_python', default=DEFAULT_TORCH_PYTHON,
+                      help='interpreter of the separate torch environment')
+  parser.add_argument('--threads', type=int, default=os.cpu_count(),
+                      help='torch threads for the reference (ours: XLA uses every core)')
+  parser.add_argument('--timeout_s', type=float, default=600, help='per measurement process')
+  parser.add_argument('--work_dir', default=None, help='scratch folder (default: a temp dir)')
+  parser.add_argument('--skip', nargs='*', default=[], choices=['steps', 'data'],
+                      help='leave out a group of measurements')
+  return parser.parse_args(argv)
+
+
+def main(argv=None):
+  args = parse_args(argv)
+  if args.reference_dir and not os.path.isfile(args.torch_python):
+    raise SystemExit(f'{args.torch_python}: torch interpreter not found (--torch_python)')
+  plan = make_plan(args.quick)
+  env = environment(args)
+  log(f'environment: {env}')
+  start = time.perf_counter()
+  results = [ours('matmul_f32', args.timeout_s, repeats=7, warmup=2)]
+  if args.reference_dir:
+    results.append(reference(args, 'matmul_f32', args.timeout_s, repeats=7, warmup=2))
+  with tempfile.TemporaryDirectory(dir=args.work_dir) as work_dir:
+    if 'data' not in args.skip:
+      results += data_benchmarks(args, plan, work_dir)
+    if 'steps' not in args.skip:
+      results += step_benchmarks(args, plan)
+  add_matmul_fractions(results)
+  env['total_wall_s'] = time.perf_counter() - start
+  write_json_atomic(args.json, results)
+  write_json_atomic(os.path.splitext(args.json)[0] + '.env.json', env)
+  log(f"done in {env['total_wall_s']:.0f}s: {args.json}")
+
+
+if __name__ == '__main__':
+  main()
