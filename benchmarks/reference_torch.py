@@ -186,7 +186,7 @@ def measure_matmul(args) -> dict:
   times, _ = time_calls(lambda: torch.mm(a, b), args.warmup, args.repeats)
   median = statistics.median(times)
   return {'samples_per_s': 1.0 / median, 'step_s': median, 'gflop_per_s': 2 * n**3 / median / 1e9,
-          'matmul_size': n}
+          'matmul_size': n, 'batch': 1, 'frames': 0}  # one n x n product per "sample"
 
 
 def measure_ntu_parse(args) -> dict:

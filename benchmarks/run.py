@@ -48,12 +48,12 @@ def mem_available_mib() -> float:
   return float('inf')
 
 
-def run_json(command: list[str], timeout_s: float, name: str) -> dict:
+def run_json(command: list[str], timeout_s: float, name: str, env=None) -> dict:
   """Runs a measurement process; its last stdout line is the JSON result."""
   start = time.perf_counter()
   try:
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
-                          check=False, cwd=REPO)
+                          check=False, cwd=REPO, env=env)
   except subprocess.TimeoutExpired:
     return {'name': name, 'error': f'timed out after {timeout_s:.0f}s', 'samples_per_s': None}
   if done.returncode != 0 or not done.stdout.strip():
@@ -64,11 +64,16 @@ def run_json(command: list[str], timeout_s: float, name: str) -> dict:
   return result
 
 
-def ours(measure: str, timeout_s: float, **options) -> dict:
+def ours(measure: str, timeout_s: float, xla_flags: str | None = None, **options) -> dict:
   command = [sys.executable, os.path.join(HERE, 'jax_steps.py'), f'--measure={measure}']
   command += [f'--{k}={v}' for k, v in options.items()]
-  result = run_json(command, timeout_s, measure)
-  log(f'ours {measure} {options}: {_brief(result)}')
+  env = None
+  if xla_flags is not None:
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {xla_flags}".strip())
+  result = run_json(command, timeout_s, measure, env=env)
+  if xla_flags is not None:
+    result['xla_flags'] = xla_flags
+  log(f'ours {measure} {options} {xla_flags or ""}: {_brief(result)}')
   return result
 
 
@@ -134,6 +139,11 @@ def step_benchmarks(args, plan) -> list[dict]:
   for measure in plan['ensemble']:
     results.append(ours(measure, args.timeout_s, batch=plan['ensemble_batch'],
                         frames=plan['ensemble_frames'], warmup=1, repeats=plan['repeats']))
+  for name, flags in plan.get('variants', []):
+    variant = ours('min_step', args.timeout_s, xla_flags=flags, batch=8, frames=64, warmup=1,
+                   repeats=plan['repeats'])
+    variant['name'] = name
+    results.append(variant)
   by_name = {r['name']: r for r in results if r['name'].startswith('ensemble')}
   if len(by_name) == 2:
     by_name['ensemble_min_step_vmap']['speedup_vs_loop'] = _ratio(
@@ -186,14 +196,21 @@ def add_matmul_fractions(results: list[dict]) -> None:
     r['fraction_of_matmul'] = _ratio(r['gflop_per_s'], matmul.get(r.get('implementation')))
 
 
-def make_plan(quick: bool) -> dict:
+# XLA CPU settings tried on the min step (batch 8, T=64) with --variants: the default lowers dots
+# to YNNPACK fusions; this variant leaves them to XLA's own (Eigen) dot emitter.
+VARIANTS = [('min_step_xla_no_ynnpack', '--xla_cpu_experimental_ynn_fusion_type=')]
+
+
+def make_plan(quick: bool, variants: bool = False) -> dict:
+  """What to measure. Full: about 20 minutes on a quiet 2-core machine with the reference."""
   if quick:
-    return {'steps': [('min_step', 4, 32)], 'ensemble': [], 'repeats': 2, 'long_repeats': 2,
+    return {'steps': [('min_step', 2, 32)], 'ensemble': [], 'repeats': 2, 'long_repeats': 1,
             'reference_long_repeats': 1, 'num_files': 16, 'workers': [1]}
   steps = [(m, 8, t) for t in (64, 300) for m in ('min_step', 'max_step', 'classifier_step')]
   return {'steps': steps, 'ensemble': ['ensemble_min_step_vmap', 'ensemble_min_step_loop'],
-          'ensemble_batch': 8, 'ensemble_frames': 64, 'repeats': 3, 'long_repeats': 2,
-          'reference_long_repeats': 1, 'num_files': 64, 'workers': [1, 2]}
+          'ensemble_batch': 8, 'ensemble_frames': 32, 'repeats': 2, 'long_repeats': 1,
+          'reference_long_repeats': 1, 'num_files': 64, 'workers': [1, 2],
+          'variants': VARIANTS if variants else []}
 
 
 def environment(args) -> dict:
@@ -237,6 +254,8 @@ def parse_args(argv=None):
                       help='torch threads for the reference (ours: XLA uses every core)')
   parser.add_argument('--timeout_s', type=float, default=600, help='per measurement process')
   parser.add_argument('--work_dir', default=None, help='scratch folder (default: a temp dir)')
+  parser.add_argument('--variants', action='store_true',
+                      help='also time the min step under the alternative XLA settings tried')
   parser.add_argument('--skip', nargs='*', default=[], choices=['steps', 'data'],
                       help='leave out a group of measurements')
   return parser.parse_args(argv)
@@ -246,7 +265,7 @@ def main(argv=None):
   args = parse_args(argv)
   if args.reference_dir and not os.path.isfile(args.torch_python):
     raise SystemExit(f'{args.torch_python}: torch interpreter not found (--torch_python)')
-  plan = make_plan(args.quick)
+  plan = make_plan(args.quick, args.variants)
   env = environment(args)
   log(f'environment: {env}')
   start = time.perf_counter()

@@ -5,9 +5,11 @@ line of 10 body values, a joint-count line, then one line per joint of 12 values
 first three are x, y, z in metres (camera space). See REFERENCE_NOTES "Data formats".
 
 Speed: the reference parser calls float() on every value of every line (about 6,000 frames/s).
-Here the file is split into lines once, the frame/body structure is walked by line index (one
-Python step per body, not per value), one regular-expression pass in C picks the first three
-values (x, y, z) of every joint line, and only those are converted to numbers.
+Here a canonical file (LF/CRLF lines, single spaces between values) is read by `_read_fast` with
+a few vectorised NumPy passes over its bytes and one Python step per body; only x, y, z are
+converted, by exact integer arithmetic on the digits (`_decimals`). Any other file, valid or not,
+goes to `_read_exact`, which splits lines and values like the reference and names the line of the
+first problem; the fast reader accepts only files the exact one reads to the same bits.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ VALUES_PER_BODY = 10
 
 _NTU_NAME = re.compile(r'S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})')
 _ETRI_NAME = re.compile(r'A(\d{3})_P(\d{3})_G(\d{3})_C(\d{3})')
-_JOINT_LINE = re.compile(rb'(?m)^(\S+ \S+ \S+)(?: \S+){9}\r?$')
 _FIELD = {key: re.compile(rf'(?:^|[^A-Za-z]){letter}(\d+)')
           for key, letter in (('performer', 'P'), ('action', 'A'), ('camera', 'C'),
                               ('setup', 'S'), ('replication', 'R'))}
@@ -56,6 +57,10 @@ def parse_sample_name(name: str) -> dict[str, int]:
     if found:
       fields[key] = int(found.group(1))
   return fields
+
+
+class _NotCanonical(Exception):
+  """The fast reader declines a file; the exact reader then reads it or names its problem."""
 
 
 def _fail(path, problem: str, line: int | None = None):
@@ -108,44 +113,31 @@ def _walk(lines: list[bytes], path, num_joints: int):
   return num_frames, blocks
 
 
-def _first_three_checked(lines, blocks, num_joints: int, path) -> list[bytes]:
-  """Slow path: each joint line split on any whitespace, checked to hold 12 values."""
-  firsts = []
+def _joint_xyz(lines: list[bytes], blocks, num_joints: int, path) -> np.ndarray:
+  """float32 [len(blocks), V, 3]: x, y, z of every joint line, each line checked to hold 12
+  values (split on any whitespace) and finite numbers in its first three."""
+  tokens = []
   for (t, b, start) in blocks:
     for j in range(num_joints):
       values = lines[start + j].split()
       if len(values) != VALUES_PER_JOINT:
         _fail(path, f'frame {t} body {b} joint {j}: {len(values)} values, expected '
               f'{VALUES_PER_JOINT}', start + j + 1)
-      firsts.append(b' '.join(values[:3]))
-  return firsts
-
-
-def _joint_xyz(data: bytes, lines: list[bytes], blocks, num_joints: int,
-               path) -> np.ndarray:
-  """float32 [len(blocks), V, 3]: x, y, z of every joint line, checked to be finite numbers."""
-  # Fast path: one regular-expression pass over the file picks the first three values of every
-  # line of exactly 12 single-space-separated values. Body lines hold 10 values and count lines
-  # one, so when the number of matches is the number of joint lines the structure walk found,
-  # the matches are those joint lines, in order. Otherwise (odd whitespace, a bad line) the
-  # lines are split one by one, which also names the bad line.
-  firsts = _JOINT_LINE.findall(data)
-  if len(firsts) != len(blocks) * num_joints:
-    firsts = _first_three_checked(lines, blocks, num_joints, path)
-  tokens = b' '.join(firsts).split()
+      tokens += values[:3]
   try:
     xyz = np.array(tokens, dtype=np.float64)
   except ValueError:
-    for (t, b, start) in blocks:
-      for j in range(num_joints):
-        for value in lines[start + j].split()[:3]:
-          try:
-            float(value)
-          except ValueError:
-            _fail(path, f'frame {t} body {b} joint {j}: non-numeric coordinate '
-                  f'{value[:20].decode(errors="replace")!r}', start + j + 1)
+    for k, value in enumerate(tokens):
+      try:
+        float(value)
+      except ValueError:
+        t, b, start = blocks[k // (3 * num_joints)]
+        j = k // 3 % num_joints
+        _fail(path, f'frame {t} body {b} joint {j}: non-numeric coordinate '
+              f'{value[:20].decode(errors="replace")!r}', start + j + 1)
     raise
-  xyz = xyz.reshape(-1, 3).astype(np.float32)                       # [L, 3]
+  with np.errstate(over='ignore'):                   # too large for float32: reported below
+    xyz = xyz.reshape(-1, 3).astype(np.float32)                     # [L, 3]
   finite = np.isfinite(xyz).all(axis=1)
   if not finite.all():
     k = int(np.flatnonzero(~finite)[0])
@@ -155,19 +147,8 @@ def _joint_xyz(data: bytes, lines: list[bytes], blocks, num_joints: int,
   return xyz.reshape(len(blocks), num_joints, 3)
 
 
-def read_skeleton(path, *, num_joints: int = 25, data: bytes | None = None) -> np.ndarray:
-  """Parses one `.skeleton` file into float32 [B, T, V, 3].
-
-  Body slot b holds the b-th body listed in each frame (as the 2s-AGCN reader does); B is the
-  most bodies any frame lists. Absent bodies are zero.
-
-  Raises:
-    DataError: naming the file, and the frame/body/line, for truncation, bad counts,
-      non-numeric or non-finite coordinates, zero frames, or no body at all.
-  """
-  if data is None:
-    with open(path, 'rb') as f:
-      data = f.read()
+def _read_exact(data: bytes, path, num_joints: int) -> np.ndarray:
+  """Any file bytes.split() reads: line by line, naming the line of the first problem."""
   lines = data.split(b'\n')
   while lines and not lines[-1].strip():
     lines.pop()
@@ -177,11 +158,173 @@ def read_skeleton(path, *, num_joints: int = 25, data: bytes | None = None) -> n
   if not blocks:
     _fail(path, f'no body in any of the {num_frames} frames (NTU lists such samples in its '
           'missing-skeletons file: pass it as --missing_list, or use --on_error=skip)')
-  xyz = _joint_xyz(data, lines, blocks, num_joints, path)
+  xyz = _joint_xyz(lines, blocks, num_joints, path)
   frame, slot, _ = np.asarray(blocks).T
-  out = np.zeros((int(slot.max()) + 1, num_frames, num_joints, 3), np.float32)
+  return _place(xyz, frame, slot, num_frames)
+
+
+def _place(xyz: np.ndarray, frame, slot, num_frames: int) -> np.ndarray:
+  """[B, T, V, 3] with block k's joints xyz[k] at (slot[k], frame[k]), zeros elsewhere."""
+  out = np.zeros((int(np.max(slot)) + 1, num_frames) + xyz.shape[1:], np.float32)
   out[slot, frame] = xyz
   return out
+
+
+# The fast reader. Line and space positions come from two scans of the bytes; with single spaces
+# and none at a line's edge, a line holds (spaces inside it + 1) values. Whatever is not
+# canonical raises _NotCanonical and takes the exact path, so results and errors are the exact
+# reader's by construction.
+
+_POW10 = np.array([float(10 ** k) for k in range(23)])   # each exactly representable
+_WIDTH = 16                                              # bytes of the window per value
+_DIGIT_WEIGHTS = _POW10[_WIDTH - 1::-1].copy()           # column c weighs 10**(15 - c)
+# _KEEP[f]: a 16-byte mask keeping columns f..15, applied as two 64-bit words per value.
+_KEEP = (np.arange(_WIDTH) >= np.arange(_WIDTH + 1)[:, None]).astype(np.uint8) * np.uint8(255)
+
+
+def _windows(data: bytes) -> np.ndarray:
+  """A view of `data` as overlapping 16-byte records, one starting at every byte."""
+  return np.ndarray((len(data) - _WIDTH + 1,), dtype=f'V{_WIDTH}', buffer=data, strides=(1,))
+
+
+def _decimals(data: bytes, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+  """float64 values of the byte ranges [start, end), equal to `np.array(tokens, np.float64)`.
+
+  A plain decimal (`-?digits[.digits]`, at most 14 digits) is the integer m of its digits over
+  10**f (f digits after the point). m < 2**53 and 10**f are exact in float64, so the one
+  division is correctly rounded: the value any correctly rounded parser gives. Other values
+  (exponents, long ones, non-numbers) go through NumPy one by one, as in the exact reader.
+  """
+  if not end.size or end.min() < _WIDTH:
+    raise _NotCanonical                        # no room for the window (not seen in real files)
+  count = end - start
+  rows = np.arange(len(count))
+  # Right-aligned windows: column c holds the byte at end - 16 + c. Bytes before the value are
+  # zeroed by a 16-byte mask, so every per-byte step below is one flat pass over N x 16 bytes.
+  first = np.clip(_WIDTH - count, 0, _WIDTH)                     # the value's first column
+  words = _windows(data)[end - _WIDTH].view(np.uint64).reshape(-1, 2)
+  words &= _KEEP.view(f'V{_WIDTH}')[first, 0].view(np.uint64).reshape(-1, 2)
+  chars = words.view(np.uint8)                                   # [N, 16]
+  digit = chars - np.uint8(48)                                   # wraps for non-digits
+  is_digit, is_point, is_minus = digit < 10, chars == 46, chars == 45
+
+  def per_value(flags):  # how many of a value's 16 bytes are flagged (one bit per flagged byte)
+    bits = np.bitwise_count(flags.view(np.uint64))
+    return bits[:, 0] + bits[:, 1]
+
+  num_digits, num_points, num_minus = per_value(is_digit), per_value(is_point), per_value(is_minus)
+  point = is_point.argmax(axis=1)
+  plain = ((count <= _WIDTH) & (num_digits >= 1) & (num_digits <= 14)
+           & (num_digits + num_points + num_minus == count) & (num_points <= 1)
+           & (num_minus <= 1) & ((num_minus == 0) | (chars[rows, first] == 45))
+           & ((num_points == 0) | ((point < _WIDTH - 1) & (point > first + num_minus))))
+  # Column c weighs 10**(15 - c) with the point's column a zero, so the digits before the point
+  # carry one factor 10 too many: whole = lead * 10**(f + 1) + below, and m = whole minus
+  # 9 * lead * 10**f. Every step is exact below 2**53.
+  whole = (digit * is_digit).astype(np.float64) @ _DIGIT_WEIGHTS
+  after = np.where(num_points == 1, _WIDTH - 1 - point, 0)
+  scale = _POW10[after]
+  lead = np.floor(whole / _POW10[after + 1]) * (num_points == 1)
+  values = (whole - 9 * lead * scale) / scale
+  values = np.where(num_minus == 1, -values, values)
+  odd = np.flatnonzero(~plain)
+  if odd.size:
+    tokens = [data[s:e] for s, e in zip(start[odd].tolist(), end[odd].tolist())]
+    try:
+      values[odd] = np.array(tokens, dtype=np.float64)
+    except ValueError:
+      raise _NotCanonical from None
+  return values
+
+
+def _read_fast(data: bytes, num_joints: int) -> np.ndarray:
+  """float32 [B, T, V, 3] of a canonical, valid file; _NotCanonical for anything else."""
+  if b'\t' in data or b'\x0b' in data or b'\x0c' in data or not data.strip():
+    raise _NotCanonical
+  arr = np.frombuffer(data, np.uint8)
+  if b'\r' in data:
+    cr = np.flatnonzero(arr == 13)
+    if cr[-1] + 1 == arr.size or (arr[cr + 1] != 10).any():
+      raise _NotCanonical                                        # a CR not ending a line
+  newlines = np.flatnonzero(arr == 10)
+  ends = newlines if data.endswith(b'\n') else np.append(newlines, arr.size)
+  starts = np.concatenate(([0], ends[:-1] + 1))
+  ends = ends - (arr[np.maximum(ends - 1, 0)] == 13)             # drop the CR of CRLF
+  num_lines = int(np.flatnonzero(ends > starts)[-1]) + 1         # trailing blank lines dropped
+  spaces = np.flatnonzero(arr == 32)
+  if spaces.size and (spaces[0] == 0 or spaces[-1] == arr.size - 1
+                      or (arr[spaces - 1] <= 32).any() or (arr[spaces + 1] <= 32).any()):
+    raise _NotCanonical                            # a space at a line's edge or beside another
+  first_space = np.searchsorted(spaces, starts[:num_lines])
+  gaps = np.searchsorted(spaces, ends[:num_lines]) - first_space  # values on the line - 1
+  num_frames, frame, slot, joint_line = _walk_fast(
+      data, starts.tolist(), ends.tolist(), gaps.tolist(), num_lines, num_joints)
+  lines = (np.asarray(joint_line)[:, None] + np.arange(num_joints)).ravel()
+  if (gaps[lines] != VALUES_PER_JOINT - 1).any():
+    raise _NotCanonical
+  first = first_space[lines]
+  token_start = np.stack([starts[lines], spaces[first] + 1, spaces[first + 1] + 1], axis=1)
+  token_end = np.stack([spaces[first], spaces[first + 1], spaces[first + 2]], axis=1)
+  with np.errstate(over='ignore'):   # an overflow goes to the exact reader
+    xyz = _decimals(data, token_start.ravel(), token_end.ravel()).astype(np.float32)
+  if not np.isfinite(xyz).all():
+    raise _NotCanonical
+  return _place(xyz.reshape(len(frame), num_joints, 3), frame, slot, num_frames)
+
+
+def _walk_fast(data: bytes, begin: list, end: list, gaps: list, num_lines: int,
+               num_joints: int):
+  """The frame/body structure from line bounds and spaces per line.
+
+  Returns (num_frames, frame, slot, first joint line) with one entry per listed body.
+  """
+  def count(i):
+    if i >= num_lines or gaps[i]:
+      raise _NotCanonical
+    try:
+      value = int(data[begin[i]:end[i]])
+    except ValueError:
+      raise _NotCanonical from None
+    if value < 0:
+      raise _NotCanonical
+    return value
+
+  num_frames = count(0)
+  frame, slot, joint_line = [], [], []
+  p = 1
+  for t in range(num_frames):
+    bodies = count(p)
+    p += 1
+    for b in range(bodies):
+      if count(p + 1) != num_joints or gaps[p] != VALUES_PER_BODY - 1:
+        raise _NotCanonical
+      frame.append(t)
+      slot.append(b)
+      joint_line.append(p + 2)
+      p += 2 + num_joints
+  if p != num_lines or not frame:
+    raise _NotCanonical
+  return num_frames, frame, slot, joint_line
+
+
+def read_skeleton(path, *, num_joints: int = 25, data: bytes | None = None) -> np.ndarray:
+  """Parses one `.skeleton` file into float32 [B, T, V, 3].
+
+  Body slot b holds the b-th body listed in each frame (as the 2s-AGCN reader does); B is the
+  most bodies any frame lists. Absent bodies are zero. Values are bit-identical to float32 of
+  Python's float() of the file's text.
+
+  Raises:
+    DataError: naming the file, and the frame/body/line, for truncation, bad counts,
+      non-numeric or non-finite coordinates, zero frames, or no body at all.
+  """
+  if data is None:
+    with open(path, 'rb') as f:
+      data = f.read()
+  try:
+    return _read_fast(data, num_joints)
+  except _NotCanonical:
+    return _read_exact(data, path, num_joints)
 
 
 def load_sample(path, *, max_persons: int = 2, num_joints: int = 25):

@@ -140,6 +140,10 @@ def _good_frames():
     (lambda t: '2\n0\n0\n', 'no body in any of the 2 frames'),
     (lambda t: 'three\n', 'line 1: expected the frame count'),
     (lambda t: '', 'empty'),
+    (lambda t: t.replace('\n25\n', '\n25.0\n', 1), "joint count .*integer.*'25.0'"),
+    (lambda t: t.replace(t.split('\n')[4].split()[2], '1e400', 1), 'line 5: .*NaN or inf'),
+    (lambda t: t.replace(t.split('\n')[6].split()[0], '-4e38', 1), 'line 7: .*NaN or inf'),
+    (lambda t: t.replace('\n', '\n\n', 3), 'line 2: expected the body count'),
     (lambda t: t + '1\n', 'lines follow'),
 ])
 def test_bad_files_name_the_file_and_the_problem(tmp_path, mutate, message):
@@ -166,3 +170,70 @@ def test_bad_name_and_missing_input(tmp_path):
     ntu.read_ntu(tmp_path, progress=False)
   with pytest.raises(DataError, match='input does not exist'):
     ntu.read_ntu(tmp_path / 'nope', progress=False)
+
+
+def _exact_and_public(path):
+  """read_skeleton's result and the exact line-by-line reader's, on the same file."""
+  return ntu.read_skeleton(path), ntu._read_exact(path.read_bytes(), path, 25)
+
+
+@pytest.mark.parametrize('edit', [
+    lambda t: t,
+    lambda t: t.replace('\n', '\r\n'),
+    lambda t: t.rstrip('\n'),
+    lambda t: t + '\n\r\n\n',
+    lambda t: t.replace(' ', '\t', 5),
+    lambda t: t.replace(' ', '  ', 5),
+    lambda t: t.replace('\n', ' \n', 5),
+    lambda t: t.replace('\n0.', '\n 0.', 1),
+    lambda t: t.replace('\n1\n', '\n+1\n', 1),
+    lambda t: t.replace('\n25\n', '\n025\n', 1),
+    lambda t: t.replace('\n', '\r\n').replace('\r', '', 1),
+    lambda t: t.replace(' ', '\r', 1),
+])
+def test_fast_reader_agrees_with_the_exact_one_on_any_formatting(tmp_path, edit):
+  rng = np.random.default_rng(7)
+  text = edit(skeleton_text(random_frames(rng, 4, 2, scale=3.0)))
+  path = write(tmp_path / 'S001C001P001R001A001.skeleton', text)
+  fast, exact = _exact_and_public(path)
+  assert fast.shape == exact.shape == (2, 4, 25, 3)
+  np.testing.assert_array_equal(fast.view(np.uint32), exact.view(np.uint32))
+
+
+def test_fast_reader_handles_canonical_files_itself(tmp_path):
+  for newline in ('\n', '\r\n'):
+    text = skeleton_text(random_frames(np.random.default_rng(8), 3, 1), newline=newline)
+    bodies = ntu._read_fast(text.encode(), 25)   # raises _NotCanonical if it declined
+    assert bodies.shape == (1, 3, 25, 3)
+  with pytest.raises(ntu._NotCanonical):
+    ntu._read_fast(text.replace(' ', '  ', 1).encode(), 25)
+
+
+def test_coordinates_in_any_number_syntax_match_python_float(tmp_path):
+  odd = ['-0', '-0.0', '1.5e-05', '-1.192093E-07', '+0.25', '.5', '5.', '12345678901234567',
+         '0.30000000000000004', '99999999999999', '-0.000000000000001', '007.50', '1_0']
+  lines = [f'{x} {y} {z} 1 2 3 4 5 6 7 8 2'
+           for x, y, z in zip(odd, odd[1:] + odd[:1], odd[2:] + odd[:2])]
+  lines += ['0.1 0.2 0.3 1 2 3 4 5 6 7 8 2'] * (25 - len(lines))
+  text = '\n'.join(['1', '1', BODY_LINE, '25'] + lines) + '\n'
+  path = write(tmp_path / 'x.skeleton', text)
+  fast, exact = _exact_and_public(path)
+  expected = np.float32([[float(v) for v in line.split()[:3]] for line in lines])
+  np.testing.assert_array_equal(fast[0, 0].view(np.uint32), expected.view(np.uint32))
+  np.testing.assert_array_equal(exact[0, 0].view(np.uint32), expected.view(np.uint32))
+
+
+def test_vectorised_decimals_equal_numpy_parsing_bit_for_bit():
+  rng = np.random.default_rng(9)
+  values = rng.normal(size=3000) * rng.choice([1e-4, 1.0, 1e3], size=3000)
+  tokens = [(fmt % v).encode() for fmt in ('%.7g', '%.10f', '%.15g', '%.17g') for v in values]
+  tokens += [b'0', b'-0', b'1', b'-12', b'3.0', b'1e5', b'-7E-07', b'9' * 14, b'9' * 15,
+             b'1.' + b'0' * 13 + b'1']
+  data = b'\n' * 16 + b' '.join(tokens)
+  lengths = np.array([len(t) for t in tokens])
+  start = 16 + np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
+  got = ntu._decimals(data, start, start + lengths)
+  expected = np.array(tokens, dtype=np.float64)
+  np.testing.assert_array_equal(got.view(np.uint64), expected.view(np.uint64))
+  with pytest.raises(ntu._NotCanonical):
+    ntu._decimals(data + b' 1x', np.array([len(data) + 1]), np.array([len(data) + 3]))

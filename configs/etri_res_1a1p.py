@@ -1,0 +1,31 @@
+"""Table 4 row etri-res-1a1p: ETRI-activity3D gender, residual anonymizer.
+
+Ensemble anonymization (Algorithm 2) against 1 action and 1 privacy classifiers.
+Table 4: lr min-step 0.00075, batch 10, alpha 0.0333, beta 0.0067; SGD, momentum 0.9.
+table4.py gives the settings the table leaves out (from the reference code) and why the loss is
+weighted MSE - alpha*H + beta*CE.
+
+Data: data/etri_gender.npz, made by
+
+  python -m skeleton_anon.prepare --source=etri_csv --input=ETRI_CSV_DIR \
+      --gender_file=ETRI_CSV_DIR/gender_age.txt --split=by_subject --test_fraction=0.33 \
+      --output=data/etri_gender.npz
+
+then
+
+  python -m skeleton_anon.main --config=configs/etri_res_1a1p.py --workdir=runs/etri_res_1a1p
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import table4  # noqa: E402  pylint: disable=g-import-not-at-top
+
+
+def get_config():
+  c = table4.etri()
+  table4.residual(c)
+  table4.ensemble_row(c, size=1, lr=0.00075, batch_size=10, alpha=0.0333,
+                      beta=0.0067)
+  return c
