@@ -187,6 +187,44 @@ def _windows(data: bytes) -> np.ndarray:
   return np.ndarray((len(data) - _WIDTH + 1,), dtype=f'V{_WIDTH}', buffer=data, strides=(1,))
 
 
+def _right_aligned(data: bytes, start: np.ndarray, end: np.ndarray):
+  """([N, 16] uint8, [N] first columns): each range's last 16 bytes, zeros before the range.
+
+  Column c holds the byte at end - 16 + c; every later per-byte step is then one flat pass
+  over N x 16 bytes. Ranges ending in the first 16 bytes are read from a zero-padded head.
+  """
+  first = np.clip(_WIDTH - (end - start), 0, _WIDTH)
+  records = _windows(data)[np.maximum(end - _WIDTH, 0)]
+  near = end < _WIDTH
+  if near.any():
+    records[near] = _windows(bytes(_WIDTH) + data[:_WIDTH])[end[near]]
+  words = records.view(np.uint64).reshape(-1, 2)
+  words &= _KEEP.view(f'V{_WIDTH}')[first, 0].view(np.uint64).reshape(-1, 2)
+  return words.view(np.uint8), first
+
+
+def _flagged(flags: np.ndarray) -> np.ndarray:
+  """How many of each row's 16 bool bytes are set (each set byte is one bit)."""
+  bits = np.bitwise_count(flags.view(np.uint64))
+  return bits[:, 0] + bits[:, 1]
+
+
+def _digits_value(digit: np.ndarray, is_digit: np.ndarray) -> np.ndarray:
+  """float64 sum of the digits, column c weighing 10**(15 - c); exact below 2**53."""
+  return (digit * is_digit).astype(np.float64) @ _DIGIT_WEIGHTS
+
+
+def _counts(data: bytes, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+  """int64 values of ranges that must be plain digit strings (else _NotCanonical)."""
+  chars, _ = _right_aligned(data, start, end)
+  digit = chars - np.uint8(48)                                   # wraps for non-digits
+  is_digit = digit < 10
+  count = end - start
+  if (count < 1).any() or (count > 15).any() or (_flagged(is_digit) != count).any():
+    raise _NotCanonical                            # '+5', '2_5', ...: int() decides, slowly
+  return _digits_value(digit, is_digit).astype(np.int64)
+
+
 def _decimals(data: bytes, start: np.ndarray, end: np.ndarray) -> np.ndarray:
   """float64 values of the byte ranges [start, end), equal to `np.array(tokens, np.float64)`.
 
@@ -195,33 +233,19 @@ def _decimals(data: bytes, start: np.ndarray, end: np.ndarray) -> np.ndarray:
   division is correctly rounded: the value any correctly rounded parser gives. Other values
   (exponents, long ones, non-numbers) go through NumPy one by one, as in the exact reader.
   """
-  if not end.size or end.min() < _WIDTH:
-    raise _NotCanonical                        # no room for the window (not seen in real files)
   count = end - start
-  rows = np.arange(len(count))
-  # Right-aligned windows: column c holds the byte at end - 16 + c. Bytes before the value are
-  # zeroed by a 16-byte mask, so every per-byte step below is one flat pass over N x 16 bytes.
-  first = np.clip(_WIDTH - count, 0, _WIDTH)                     # the value's first column
-  words = _windows(data)[end - _WIDTH].view(np.uint64).reshape(-1, 2)
-  words &= _KEEP.view(f'V{_WIDTH}')[first, 0].view(np.uint64).reshape(-1, 2)
-  chars = words.view(np.uint8)                                   # [N, 16]
+  chars, first = _right_aligned(data, start, end)
   digit = chars - np.uint8(48)                                   # wraps for non-digits
   is_digit, is_point, is_minus = digit < 10, chars == 46, chars == 45
-
-  def per_value(flags):  # how many of a value's 16 bytes are flagged (one bit per flagged byte)
-    bits = np.bitwise_count(flags.view(np.uint64))
-    return bits[:, 0] + bits[:, 1]
-
-  num_digits, num_points, num_minus = per_value(is_digit), per_value(is_point), per_value(is_minus)
+  num_digits, num_points, num_minus = _flagged(is_digit), _flagged(is_point), _flagged(is_minus)
   point = is_point.argmax(axis=1)
   plain = ((count <= _WIDTH) & (num_digits >= 1) & (num_digits <= 14)
-           & (num_digits + num_points + num_minus == count) & (num_points <= 1)
-           & (num_minus <= 1) & ((num_minus == 0) | (chars[rows, first] == 45))
+           & (num_digits + num_points + num_minus == count) & (num_points <= 1) & (num_minus <= 1)
+           & ((num_minus == 0) | (chars[np.arange(len(count)), first] == 45))
            & ((num_points == 0) | ((point < _WIDTH - 1) & (point > first + num_minus))))
-  # Column c weighs 10**(15 - c) with the point's column a zero, so the digits before the point
-  # carry one factor 10 too many: whole = lead * 10**(f + 1) + below, and m = whole minus
-  # 9 * lead * 10**f. Every step is exact below 2**53.
-  whole = (digit * is_digit).astype(np.float64) @ _DIGIT_WEIGHTS
+  # The point's column adds a zero, so the digits before it carry one factor 10 too many:
+  # whole = lead * 10**(f + 1) + below, and m = whole - 9 * lead * 10**f, all exact.
+  whole = _digits_value(digit, is_digit)
   after = np.where(num_points == 1, _WIDTH - 1 - point, 0)
   scale = _POW10[after]
   lead = np.floor(whole / _POW10[after + 1]) * (num_points == 1)
@@ -239,7 +263,8 @@ def _decimals(data: bytes, start: np.ndarray, end: np.ndarray) -> np.ndarray:
 
 def _read_fast(data: bytes, num_joints: int) -> np.ndarray:
   """float32 [B, T, V, 3] of a canonical, valid file; _NotCanonical for anything else."""
-  if b'\t' in data or b'\x0b' in data or b'\x0c' in data or not data.strip():
+  if (len(data) < 4 * _WIDTH or b'\t' in data or b'\x0b' in data or b'\x0c' in data
+      or not num_joints):
     raise _NotCanonical
   arr = np.frombuffer(data, np.uint8)
   if b'\r' in data:
@@ -250,16 +275,18 @@ def _read_fast(data: bytes, num_joints: int) -> np.ndarray:
   ends = newlines if data.endswith(b'\n') else np.append(newlines, arr.size)
   starts = np.concatenate(([0], ends[:-1] + 1))
   ends = ends - (arr[np.maximum(ends - 1, 0)] == 13)             # drop the CR of CRLF
-  num_lines = int(np.flatnonzero(ends > starts)[-1]) + 1         # trailing blank lines dropped
+  filled = np.flatnonzero(ends > starts)
+  if not filled.size:
+    raise _NotCanonical
+  starts, ends = starts[:filled[-1] + 1], ends[:filled[-1] + 1]  # trailing blank lines dropped
   spaces = np.flatnonzero(arr == 32)
   if spaces.size and (spaces[0] == 0 or spaces[-1] == arr.size - 1
                       or (arr[spaces - 1] <= 32).any() or (arr[spaces + 1] <= 32).any()):
     raise _NotCanonical                            # a space at a line's edge or beside another
-  first_space = np.searchsorted(spaces, starts[:num_lines])
-  gaps = np.searchsorted(spaces, ends[:num_lines]) - first_space  # values on the line - 1
-  num_frames, frame, slot, joint_line = _walk_fast(
-      data, starts.tolist(), ends.tolist(), gaps.tolist(), num_lines, num_joints)
-  lines = (np.asarray(joint_line)[:, None] + np.arange(num_joints)).ravel()
+  first_space = np.searchsorted(spaces, starts)
+  gaps = np.searchsorted(spaces, ends) - first_space             # values on the line - 1
+  num_frames, frame, slot, joint_line = _walk_fast(data, starts, ends, gaps, num_joints)
+  lines = (joint_line[:, None] + np.arange(num_joints)).ravel()
   if (gaps[lines] != VALUES_PER_JOINT - 1).any():
     raise _NotCanonical
   first = first_space[lines]
@@ -272,39 +299,38 @@ def _read_fast(data: bytes, num_joints: int) -> np.ndarray:
   return _place(xyz.reshape(len(frame), num_joints, 3), frame, slot, num_frames)
 
 
-def _walk_fast(data: bytes, begin: list, end: list, gaps: list, num_lines: int,
-               num_joints: int):
-  """The frame/body structure from line bounds and spaces per line.
+def _walk_fast(data: bytes, starts, ends, gaps, num_joints: int):
+  """The frame/body structure from whole-array checks: (T, frame, slot, first joint line).
 
-  Returns (num_frames, frame, slot, first joint line) with one entry per listed body.
+  Count lines hold no space: one right after a body line (9 spaces) is a joint count, any other
+  but line 0 a body count. The file is what the exact walk reads iff the body counts chain
+  from line 1 to the last line, the body lines are exactly where they say and every joint
+  count is num_joints (the joint lines' 11 spaces are checked by the caller).
   """
-  def count(i):
-    if i >= num_lines or gaps[i]:
-      raise _NotCanonical
-    try:
-      value = int(data[begin[i]:end[i]])
-    except ValueError:
-      raise _NotCanonical from None
-    if value < 0:
-      raise _NotCanonical
-    return value
-
-  num_frames = count(0)
-  frame, slot, joint_line = [], [], []
-  p = 1
-  for t in range(num_frames):
-    bodies = count(p)
-    p += 1
-    for b in range(bodies):
-      if count(p + 1) != num_joints or gaps[p] != VALUES_PER_BODY - 1:
-        raise _NotCanonical
-      frame.append(t)
-      slot.append(b)
-      joint_line.append(p + 2)
-      p += 2 + num_joints
-  if p != num_lines or not frame:
+  count_line = np.flatnonzero(gaps == 0)
+  body = np.flatnonzero(gaps == VALUES_PER_BODY - 1)
+  if (not count_line.size or count_line[0] or not body.size or body[-1] + 1 == len(gaps)
+      or ((gaps != 0) & (gaps != VALUES_PER_BODY - 1) & (gaps != VALUES_PER_JOINT - 1)).any()):
     raise _NotCanonical
-  return num_frames, frame, slot, joint_line
+  value = np.zeros(len(gaps), np.int64)
+  value[count_line] = _counts(data, starts[count_line], ends[count_line])
+  after_body = np.zeros(len(gaps), bool)
+  after_body[body + 1] = True
+  frame_line = count_line[1:][~after_body[count_line[1:]]]
+  num_frames = int(value[0])
+  if not num_frames or num_frames != len(frame_line) or frame_line[0] != 1:
+    raise _NotCanonical
+  bodies = value[frame_line]
+  following = frame_line + 1 + bodies * (num_joints + 2)
+  if (following[:-1] != frame_line[1:]).any() or following[-1] != len(gaps):
+    raise _NotCanonical
+  frame = np.repeat(np.arange(num_frames), bodies)
+  slot = np.arange(len(frame)) - np.repeat(np.cumsum(bodies) - bodies, bodies)
+  body_line = np.repeat(frame_line + 1, bodies) + slot * (num_joints + 2)
+  if (len(body_line) != len(body) or (body_line != body).any()
+      or (value[body + 1] != num_joints).any()):
+    raise _NotCanonical
+  return num_frames, frame, slot, body + 2
 
 
 def read_skeleton(path, *, num_joints: int = 25, data: bytes | None = None) -> np.ndarray:

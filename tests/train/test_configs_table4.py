@@ -132,11 +132,25 @@ def tiny(c: ml_collections.ConfigDict, dataset: str) -> ml_collections.ConfigDic
     c.evaluate.holdout_archs[task] = []
   if c.anonymizer.pretrain.epochs:
     c.anonymizer.pretrain.epochs = 1
-    c.anonymizer.pretrain.batch_size = 8
+    c.anonymizer.pretrain.batch_size = 64
     c.anonymizer.knobs.hidden = [8]
     c.anonymizer.knobs.latent = 4
   c.anonymize.epochs = 1
   return c
+
+
+_traced_shapes = {}
+
+
+def _logits_shape(model, x) -> tuple[int, ...]:
+  """The logits' shape of `model` on x, traced without compiling (cached: tracing full MS-G3D
+  takes seconds and several configs share a model)."""
+  key = (model, x.shape)
+  if key not in _traced_shapes:
+    variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
+    logits = jax.eval_shape(functools.partial(model.apply, train=False), variables, x)
+    _traced_shapes[key] = logits.shape
+  return _traced_shapes[key]
 
 
 @pytest.mark.parametrize('name', sorted(TABLE4))
@@ -145,13 +159,10 @@ def test_config_runs_a_few_steps_in_a_tiny_override(name, tmp_path):
   configured = load_config(name).classifiers
   c = tiny(load_config(name), dataset)
   run = pipeline.make_run(c, str(tmp_path))
-  # The configured classifiers build for this data and give one logit per class (traced only).
-  x = run.train.x[:2]
+  # The configured classifiers build for this data and give one logit per class.
   for task, classes in (('action', run.num_actions), ('privacy', run.num_privacy)):
     model = run.classifier(configured[task].arch, classes)
-    variables = jax.eval_shape(functools.partial(model.init, train=False), jax.random.key(0), x)
-    logits = jax.eval_shape(functools.partial(model.apply, train=False), variables, x)
-    assert logits.shape == (2, classes)
+    assert _logits_shape(model, run.train.x[:2]) == (2, classes)
   stages.pretrain_stage(run)
   stages.anonymize_stage(run)
 

@@ -1,0 +1,203 @@
+"""2 processes x 2 CPU devices, started by launch/local_multiprocess.py, match 1 process x 4 devices.
+
+This file is also the worker the launcher starts (`python test_multiprocess.py --worker ...`): each
+process runs (1) a jitted data-parallel SGD on a tiny regression whose batches are assembled with
+jax.make_array_from_process_local_data, and (2) the engine's pretrain and ensemble-anonymize stages
+on tiny synthetic data, then process 0 writes the losses to a JSON file.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+TINY_ARCH = 'tiny_multiprocess_classifier'
+# Sums over devices are grouped differently in one process and across two (gloo), so the last
+# bits of float32 results may differ.
+RTOL, ATOL = 1e-4, 1e-6
+
+
+def _load_launcher():
+  spec = importlib.util.spec_from_file_location(
+      'local_multiprocess', os.path.join(REPO, 'launch', 'local_multiprocess.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+# ---------------------------------------------------------------- worker side
+
+
+def data_parallel_losses(steps: int = 4) -> list[float]:
+  """Losses of a few jitted SGD steps on y = x.w, the global batch split over every device.
+
+  Each process builds only its own rows and hands them to make_array_from_process_local_data.
+  """
+  import jax
+  import jax.numpy as jnp
+  from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+  mesh = Mesh(np.array(jax.devices()), ('data',))
+  rows = 16
+  rng = np.random.default_rng(0)
+  x_all = rng.normal(size=(rows, 3)).astype(np.float32)
+  y_all = x_all @ np.array([1.0, -2.0, 0.5], np.float32)
+  per_process = rows // jax.process_count()
+  mine = slice(jax.process_index() * per_process, (jax.process_index() + 1) * per_process)
+  batch = NamedSharding(mesh, P('data'))
+  x = jax.make_array_from_process_local_data(batch, x_all[mine], (rows, 3))
+  y = jax.make_array_from_process_local_data(batch, y_all[mine], (rows,))
+
+  @jax.jit
+  def step(w, x, y):
+    loss, grad = jax.value_and_grad(lambda w: jnp.mean((x @ w - y) ** 2))(w)
+    return w - 0.1 * grad, loss
+
+  w = jax.device_put(jnp.zeros(3), NamedSharding(mesh, P()))
+  losses = []
+  for _ in range(steps):
+    w, loss = step(w, x, y)
+    losses.append(float(loss))
+  return losses
+
+
+def pipeline_histories(workdir: str) -> dict:
+  """Per-epoch histories of two tiny pretrained banks and an ensemble anonymization."""
+  import jax
+  import ml_collections
+  from skeleton_anon.models import registry
+  from skeleton_anon.train import pipeline, stages
+  from tiny_models import TinyClassifier
+
+  @registry.register_classifier(TINY_ARCH)
+  def _build(*, num_classes, layout, num_persons):
+    del layout, num_persons
+    return TinyClassifier(num_classes)
+
+  spec = importlib.util.spec_from_file_location('demo', os.path.join(REPO, 'configs', 'demo.py'))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  c = module.get_config()
+  c.data.synthetic = ml_collections.ConfigDict(dict(
+      num_subjects=6, num_actions=2, repetitions=2, num_views=2, num_frames=8, seed=0))
+  c.classifiers.action = ml_collections.ConfigDict(dict(arch=TINY_ARCH, seeds=[0, 1]))
+  c.classifiers.privacy = ml_collections.ConfigDict(dict(arch=TINY_ARCH, seeds=[100]))
+  for task in ('action', 'privacy'):
+    c.pretrain[task].epochs = 2
+    c.pretrain[task].batch_size = 14     # not a multiple of 4 devices: padded batches too
+    c.pretrain[task].milestones = [1]
+    c.evaluate.holdout_seeds[task] = []
+    c.evaluate.holdout_archs[task] = []
+  c.anonymize.algorithm = 'ensemble'
+  c.anonymize.epochs = 2
+  c.anonymize.batch_size = 16
+  c.anonymize.milestones = [1]
+  run = pipeline.make_run(c, workdir)
+  stages.pretrain_stage(run)
+  stages.anonymize_stage(run)
+  params = jax.tree.leaves(run.anonymizer.variables['params'])
+  return {'action': run.history['action'], 'privacy': run.history['privacy'],
+          'anonymize': run.history['anonymize'],
+          'anonymizer_abs_sum': float(sum(np.abs(np.asarray(p)).sum() for p in params))}
+
+
+def worker(argv) -> None:
+  parser = argparse.ArgumentParser()
+  parser.add_argument('--worker', action='store_true')
+  parser.add_argument('--out', required=True)
+  parser.add_argument('--workdir', required=True)
+  parser.add_argument('--coordinator', required=True)
+  parser.add_argument('--num_processes', type=int, required=True)
+  parser.add_argument('--process_id', type=int, required=True)
+  args = parser.parse_args(argv)
+  import jax
+  if args.num_processes > 1:
+    jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+    jax.distributed.initialize(coordinator_address=args.coordinator,
+                               num_processes=args.num_processes, process_id=args.process_id)
+  result = {'process_count': jax.process_count(), 'device_count': jax.device_count(),
+            'local_device_count': jax.local_device_count(),
+            'data_parallel': data_parallel_losses(),
+            'pipeline': pipeline_histories(args.workdir)}
+  if jax.process_index() == 0:
+    with open(args.out, 'w') as f:
+      json.dump(result, f)
+
+
+# ---------------------------------------------------------------- test side
+
+
+def _run(tmp_path, num_processes: int, devices_per_process: int) -> dict:
+  name = f'{num_processes}x{devices_per_process}'
+  out = tmp_path / f'{name}.json'
+  launcher = _load_launcher()
+  codes = launcher.launch(
+      [sys.executable, os.path.abspath(__file__), '--worker', f'--out={out}',
+       f'--workdir={tmp_path / name}', '--coordinator={coordinator}',
+       '--num_processes={num_processes}', '--process_id={process_id}'],
+      num_processes=num_processes, devices_per_process=devices_per_process,
+      log_dir=str(tmp_path / f'{name}_logs'), timeout=300, cwd=REPO)
+  if any(codes):
+    logs = ''.join((tmp_path / f'{name}_logs' / f'process_{i}.log').read_text()[-1500:]
+                   for i in range(num_processes))
+    raise AssertionError(f'{name}: exit statuses {codes}\n{logs}')
+  return json.loads(out.read_text())
+
+
+def _assert_histories_close(a: list, b: list, what: str) -> None:
+  assert len(a) == len(b) > 0, what
+  for entry_a, entry_b in zip(a, b):
+    assert entry_a.keys() == entry_b.keys(), what
+    for key in entry_a:
+      np.testing.assert_allclose(entry_a[key], entry_b[key], rtol=RTOL, atol=ATOL,
+                                 err_msg=f'{what}: {key}')
+
+
+def test_two_processes_match_one_process_with_the_same_device_count(tmp_path):
+  single = _run(tmp_path, 1, 4)
+  multi = _run(tmp_path, 2, 2)
+  assert (single['process_count'], single['device_count']) == (1, 4)
+  assert (multi['process_count'], multi['device_count'], multi['local_device_count']) == (2, 4, 2)
+  np.testing.assert_allclose(multi['data_parallel'], single['data_parallel'], rtol=RTOL)
+  assert multi['data_parallel'][-1] < multi['data_parallel'][0]   # the steps really trained
+  for stage in ('action', 'privacy', 'anonymize'):
+    _assert_histories_close(single['pipeline'][stage], multi['pipeline'][stage], stage)
+  np.testing.assert_allclose(multi['pipeline']['anonymizer_abs_sum'],
+                             single['pipeline']['anonymizer_abs_sum'], rtol=RTOL)
+
+
+def test_launcher_gives_each_process_its_coordinates_and_devices():
+  launcher = _load_launcher()
+  env = launcher.process_env({'XLA_FLAGS': '--foo --xla_force_host_platform_device_count=8'},
+                             coordinator='127.0.0.1:1234', num_processes=3, process_id=2,
+                             devices_per_process=2)
+  assert env['XLA_FLAGS'].split() == ['--foo', '--xla_force_host_platform_device_count=2']
+  assert env['JAX_COORDINATOR_ADDRESS'] == '127.0.0.1:1234'
+  assert env['JAX_CPU_COLLECTIVES_IMPLEMENTATION'] == 'gloo'
+  assert (env['SKELETON_ANON_PROCESS_ID'], env['SKELETON_ANON_NUM_PROCESSES']) == ('2', '3')
+  args = launcher.process_command(['run', '--id={process_id}', '--n={num_processes}',
+                                   '--c={coordinator}'], coordinator='h:1', num_processes=3,
+                                  process_id=2)
+  assert args == ['run', '--id=2', '--n=3', '--c=h:1']
+
+
+def test_launcher_stops_the_others_when_one_process_fails(tmp_path):
+  launcher = _load_launcher()
+  # Process 1 fails at once; process 0 would sleep for a minute unless the launcher stops it.
+  script = ('import os, sys, time\n'
+            'sys.exit(3) if os.environ["SKELETON_ANON_PROCESS_ID"] == "1" else time.sleep(60)\n')
+  start = time.monotonic()
+  codes = launcher.launch([sys.executable, '-c', script], num_processes=2,
+                          devices_per_process=1, timeout=50)
+  assert codes[1] == 3 and codes[0] != 0
+  assert time.monotonic() - start < 30
+
+
+if __name__ == '__main__':
+  sys.path.insert(0, HERE)
+  worker(sys.argv[1:])
