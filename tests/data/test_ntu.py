@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from skeleton_anon.data import collect, ntu
+from skeleton_anon.data import collect, ntu, ntu_fast
 from skeleton_anon.errors import DataError
 
 BODY_LINE = '72057594037931101 0 1 1 1 1 0 0.1385135 -0.1031398 2'
@@ -203,10 +203,10 @@ def test_fast_reader_agrees_with_the_exact_one_on_any_formatting(tmp_path, edit)
 def test_fast_reader_handles_canonical_files_itself(tmp_path):
   for newline in ('\n', '\r\n'):
     text = skeleton_text(random_frames(np.random.default_rng(8), 3, 1), newline=newline)
-    bodies = ntu._read_fast(text.encode(), 25)   # raises _NotCanonical if it declined
+    bodies = ntu_fast.read_fast(text.encode(), 25)   # raises _NotCanonical if it declined
     assert bodies.shape == (1, 3, 25, 3)
-  with pytest.raises(ntu._NotCanonical):
-    ntu._read_fast(text.replace(' ', '  ', 1).encode(), 25)
+  with pytest.raises(ntu_fast.NotCanonical):
+    ntu_fast.read_fast(text.replace(' ', '  ', 1).encode(), 25)
 
 
 def test_coordinates_in_any_number_syntax_match_python_float(tmp_path):
@@ -232,8 +232,8 @@ def test_vectorised_decimals_equal_numpy_parsing_bit_for_bit():
   data = b'\n' * 16 + b' '.join(tokens)
   lengths = np.array([len(t) for t in tokens])
   start = 16 + np.concatenate(([0], np.cumsum(lengths + 1)[:-1]))
-  got = ntu._decimals(data, start, start + lengths)
+  got = ntu_fast._decimals(data, start, start + lengths)
   expected = np.array(tokens, dtype=np.float64)
   np.testing.assert_array_equal(got.view(np.uint64), expected.view(np.uint64))
-  with pytest.raises(ntu._NotCanonical):
-    ntu._decimals(data + b' 1x', np.array([len(data) + 1]), np.array([len(data) + 3]))
+  with pytest.raises(ntu_fast.NotCanonical):
+    ntu_fast._decimals(data + b' 1x', np.array([len(data) + 1]), np.array([len(data) + 3]))
