@@ -77,6 +77,7 @@ def get_config():
   c.anonymize.gamma = 0.1
   c.anonymize.momentum = 0.9
   c.anonymize.nesterov = True
+  c.anonymize.clip_norm = 0.0           # >0 clips the anonymizer's gradient global norm
   c.anonymize.privacy_lr = 0.003       # the adversary's max step (adversarial)
   c.anonymize.privacy_weight_decay = 1e-5
   c.anonymize.privacy_milestones = [10, 20]

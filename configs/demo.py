@@ -47,10 +47,11 @@ def get_config():
 
   c.anonymizer.knobs = ml_collections.ConfigDict(dict(num_blocks=2))
   c.anonymize.algorithm = 'ensemble'
-  c.anonymize.epochs = 20
+  c.anonymize.epochs = 25
   c.anonymize.batch_size = 32
-  c.anonymize.lr = 0.005
-  c.anonymize.milestones = [15]
-  c.anonymize.alpha = 1.0
+  c.anonymize.lr = 0.003
+  c.anonymize.milestones = [20]
+  c.anonymize.clip_norm = 1.0
+  c.anonymize.alpha = 2.0
   c.anonymize.beta = 3.0
   return c

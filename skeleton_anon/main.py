@@ -2,9 +2,12 @@
 
 Runs (or resumes) the pipeline the config names. Multi-host: pass --distributed (or set
 SKELETON_ANON_DISTRIBUTED=1) and jax.distributed.initialize() reads the coordinator from the
-environment (TPU pods, SLURM) or from --coordinator/--num_processes/--process_id.
+environment (TPU pods, SLURM) or from --coordinator/--num_processes/--process_id; CPU processes
+need SKELETON_ANON_CPU_COLLECTIVES=gloo (launch/local_multiprocess.sh sets it).
+User errors print one line `error: ...` and exit 1.
 """
 
+import logging as logging_std
 import os
 import sys
 
@@ -24,10 +27,22 @@ _NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Process count (opt
 _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process index (optional).')
 
 
+class _QuietLibraries(logging_std.Filter):
+  """Drops Orbax's per-save INFO chatter so the run's own progress stays readable."""
+
+  def filter(self, record):
+    return record.levelno >= logging_std.WARNING or '/orbax/' not in record.pathname
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   import jax
+  collectives = os.environ.get('SKELETON_ANON_CPU_COLLECTIVES')
+  if collectives:
+    # Multi-process on CPU (launch/local_multiprocess.sh) needs a collectives backend.
+    jax.config.update('jax_cpu_collectives_implementation', collectives)
   if _DISTRIBUTED.value:
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
                                num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
@@ -43,14 +58,28 @@ def main(argv):
     sys.exit(1)
 
 
+def _parse_flags(argv):
+  """absl flag parsing with every config mistake reported as one `error:` line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    message = str(e)
+  except (AttributeError, KeyError) as e:
+    # ml_collections raises these for a --config.a.b override whose key does not exist.
+    missing = str(e).strip('"\'')
+    culprits = [a.split('=')[0] for a in argv
+                if a.startswith('--config.') and missing in a.split('=')[0].split('.')]
+    where = culprits[0] if culprits else '--config'
+    message = f'{where}: no such config key {missing!r}'
+  except (TypeError, ValueError) as e:
+    message = f'bad config override: {e}'
+  print(f'error: {" ".join(message.split())}', file=sys.stderr)
+  sys.exit(1)
+
+
 def run():
   flags.mark_flags_as_required(['config', 'workdir'])
-  try:
-    app.run(main)
-  except (AttributeError, TypeError, KeyError, ValueError) as e:
-    # A bad --config.* override surfaces while absl parses flags; keep it to one line.
-    print(f'error: bad config override: {" ".join(str(e).split())}', file=sys.stderr)
-    sys.exit(1)
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == '__main__':

@@ -262,14 +262,24 @@ def main(argv):
     print(f'{len(summary["points"])} runs in {_WORKDIR.value}; plot: {summary.get("plot")}')
 
 
+def _parse_flags(argv):
+  """absl flag parsing with a bad --config.* override reported as one `error:` line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    message = str(e)
+  except (AttributeError, KeyError) as e:
+    # ml_collections raises these for an override whose key does not exist.
+    message = f'no such config key {str(e).strip(chr(34) + chr(39))!r}'
+  except (TypeError, ValueError) as e:
+    message = f'bad config override: {e}'
+  print(f'error: {" ".join(message.split())}', file=sys.stderr)
+  sys.exit(1)
+
+
 def run():
   flags.mark_flags_as_required(['config', 'workdir'])
-  try:
-    app.run(main)
-  except (AttributeError, TypeError, KeyError, ValueError) as e:
-    # A bad --config.* override surfaces while absl parses flags; keep it to one line.
-    print(f'error: bad config override: {" ".join(str(e).split())}', file=sys.stderr)
-    sys.exit(1)
+  app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == '__main__':

@@ -27,6 +27,13 @@ def _abstract(tree, mesh: Mesh):
   return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
 
 
+def has_checkpoint(directory: str) -> bool:
+  """Whether `directory` holds at least one finished step (cheap: no manager is opened)."""
+  if not os.path.isdir(directory):
+    return False
+  return any(name.isdigit() for name in os.listdir(directory))
+
+
 class StageCheckpointer:
   """Save and restore {network name -> pytree} plus JSON metadata and a PRNG key."""
 

@@ -21,6 +21,7 @@ from skeleton_anon.data.dataset import SkeletonDataset
 from skeleton_anon.data.layouts import Layout
 from skeleton_anon.models import build_classifier
 from skeleton_anon.train import parallel, pretrain, stages
+from skeleton_anon.train.checkpoint import has_checkpoint
 from skeleton_anon.train.data_setup import prepare_data
 from skeleton_anon.train.pretrain import Bank
 from skeleton_anon.train.workdir import StageMarkers, check_config
@@ -121,11 +122,12 @@ class Run:
       name = f'{role}_{task}_{arch}_{"-".join(map(str, seeds))}_{digest:08x}'
     model = self.classifier(arch, num_classes)
     x_train = np.asarray(x_train, np.float32)
-    variables = pretrain.init_bank(model, seeds, x_train)
+    directory = self.checkpoint_dir(name)
+    variables = pretrain.init_bank(model, seeds, x_train, abstract=has_checkpoint(directory))
     arrays = {'x': x_train, 'lengths': np.asarray(lengths_train, np.int32), 'label': labels_train}
     result = pretrain.train_bank_variables(
         model, variables, arrays, self.config.pretrain[task], mesh=self.mesh,
-        checkpoint_dir=self.checkpoint_dir(name), seed=self.stage_seed(name), name=name,
+        checkpoint_dir=directory, seed=self.stage_seed(name), name=name,
         writer=self.writer, stop_after_steps=int(self.config.debug.stop_after_steps))
     stages.raise_if_stopped(result, name)
     self.history[name] = result.history

@@ -17,6 +17,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from skeleton_anon.train import data_iter, parallel, state as state_lib, steps
+from skeleton_anon.train.checkpoint import has_checkpoint
 from skeleton_anon.train.loop import LoopResult, train_loop
 
 
@@ -47,26 +48,37 @@ class Bank:
     return jax.tree.map(lambda a: a[i], self.variables)
 
 
-def init_bank(model: nn.Module, seeds: Sequence[int], example_x: np.ndarray) -> dict:
-  """Stacked initial variables of `model` for each seed; example_x: [n, M, T, V, C], n >= 1."""
+def init_bank(model: nn.Module, seeds: Sequence[int], example_x: np.ndarray, *,
+              abstract: bool = False) -> dict:
+  """Stacked initial variables of `model` for each seed; example_x: [n, M, T, V, C], n >= 1.
+
+  abstract=True returns ShapeDtypeStructs only (no compile, no compute), enough to restore a
+  checkpoint into.
+  """
   x = jnp.asarray(example_x[:2])
   def init_one(key):
     params_key, dropout_key = jax.random.split(key)
     return model.init({'params': params_key, 'dropout': dropout_key}, x, train=False)
   keys = jnp.stack([jax.random.key_data(jax.random.key(int(s))) for s in seeds])
-  return jax.jit(jax.vmap(lambda k: init_one(jax.random.wrap_key_data(k))))(keys)
+  init = jax.vmap(lambda k: init_one(jax.random.wrap_key_data(k)))
+  return jax.eval_shape(init, keys) if abstract else jax.jit(init)(keys)
 
 
 def train_bank_variables(model: nn.Module, variables: dict, arrays: dict, train_cfg, *,
                          mesh: Mesh, checkpoint_dir: str, seed: int, name: str, writer=None,
                          stop_after_steps: int = 0) -> LoopResult:
   """Trains a bank on arrays {'x', 'lengths', 'label'} with train_cfg (epochs, batch_size, lr,
-  weight_decay, milestones, ...). Resumes from `checkpoint_dir`; returns the loop result whose
-  states['bank'] is the final NetState (leading seed axis)."""
+  weight_decay, milestones, ...). Resumes from `checkpoint_dir` (then `variables` may be abstract,
+  see init_bank); returns the loop result whose states['bank'] is the final NetState (leading seed
+  axis)."""
   num = len(arrays['label'])
   iterator = data_iter.EpochIterator(num, train_cfg.batch_size, seed=seed)
   tx = state_lib.build_optimizer(train_cfg, iterator.steps_per_epoch)
-  bank_state = parallel.replicate(state_lib.init_bank_state(variables, tx), mesh)
+  if has_checkpoint(checkpoint_dir):
+    # Only the tree structure matters: the loop restores every leaf from the checkpoint.
+    bank_state = jax.eval_shape(lambda v: state_lib.init_bank_state(v, tx), variables)
+  else:
+    bank_state = parallel.replicate(state_lib.init_bank_state(variables, tx), mesh)
   step = steps.jit_step(steps.bank_train_step, model, tx)
 
   def step_fn(states, indices, rng, _):

@@ -62,7 +62,8 @@ def freeze_subtrees(tx: optax.GradientTransformation, params, frozen: Sequence[s
 
 def build_optimizer(cfg, steps_per_epoch: int, params=None) -> optax.GradientTransformation:
   """An optimiser from a config section with keys optimizer ('sgd'|'adam'), lr, weight_decay,
-  milestones, gamma, momentum, nesterov and optionally frozen (top-level param subtrees)."""
+  milestones, gamma, momentum, nesterov and optionally clip_norm (global gradient norm clip,
+  0 = off) and frozen (top-level param subtrees that never move)."""
   kind = cfg.get('optimizer', 'sgd')
   if kind == 'sgd':
     tx = sgd(cfg.lr, steps_per_epoch, milestones=tuple(cfg.get('milestones', ())),
@@ -76,6 +77,10 @@ def build_optimizer(cfg, steps_per_epoch: int, params=None) -> optax.GradientTra
   else:
     from skeleton_anon.errors import ConfigError
     raise ConfigError(f"optimizer {kind!r} is not one of 'sgd', 'adam'")
+  clip = float(cfg.get('clip_norm', 0.0))
+  if clip > 0:
+    # Steep pretrained classifiers can send the anonymizer's first gradients off the scale.
+    tx = optax.chain(optax.clip_by_global_norm(clip), tx)
   frozen = tuple(cfg.get('frozen', ()))
   if frozen and params is not None:
     tx = freeze_subtrees(tx, params, frozen)

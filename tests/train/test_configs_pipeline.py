@@ -1,0 +1,124 @@
+"""Configs build, a tiny pipeline runs, stops, resumes and skips; config mistakes are one line."""
+
+import glob
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from skeleton_anon.errors import ConfigError
+from skeleton_anon.models import build_anonymizer, build_classifier
+from skeleton_anon.train import loop, pipeline, stages
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, 'configs', '*.py'))
+                 if 'def get_config' in open(p).read())
+
+
+def load_config(path, arg=None):
+  spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config() if arg is None else module.get_config(arg)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
+def test_config_builds_its_networks(path):
+  from skeleton_anon.data.layouts import get_layout
+  c = load_config(path)
+  layout = get_layout('ntu25')
+  for task in ('action', 'privacy'):
+    archs = [c.classifiers[task].arch, *c.evaluate.holdout_archs[task], *c.evaluate.retrained[task]]
+    for arch in archs:
+      knobs = c.model_knobs.get(arch, None)
+      build_classifier(arch, num_classes=3, layout=layout, num_persons=2,
+                       **(knobs.to_dict() if knobs is not None else {}))
+    assert c.evaluate.holdout_archs[task] and c.evaluate.retrained[task]
+  build_anonymizer(c.anonymizer.arch, num_persons=2, num_joints=25, **c.anonymizer.knobs.to_dict())
+  assert c.anonymize.algorithm in ('ensemble', 'adversarial')
+
+
+def test_real_dataset_config_says_how_to_prepare_missing_data(tmp_path):
+  c = load_config(os.path.join(ROOT, 'configs', 'etri_ens.py'))
+  c.data.path = str(tmp_path / 'absent.npz')
+  with pytest.raises(ConfigError, match='skeleton_anon.prepare --source=etri_csv'):
+    pipeline.make_run(c, str(tmp_path / 'wd'))
+
+
+def tiny(config):
+  """Shrinks any config to seconds: small synthetic data, one-block ST-GCNs, one epoch."""
+  c = config
+  c.data.path = ''
+  c.data.split_rule = 'random'
+  c.data.synthetic = ml_collections.ConfigDict(dict(
+      num_subjects=4, num_actions=2, repetitions=1, num_views=2, num_frames=8, seed=0))
+  c.model_knobs = ml_collections.ConfigDict(dict(stgcn=dict(
+      base_channels=4, blocks_per_stage=(1, 1, 1), temporal_kernel=3, dropout=0.0)))
+  for task in ('action', 'privacy'):
+    c.classifiers[task].arch = 'stgcn'
+    c.pretrain[task].epochs = 1
+    c.pretrain[task].batch_size = 8
+    c.evaluate.holdout_archs[task] = []
+  c.evaluate.holdout_seeds = ml_collections.ConfigDict(dict(action=[], privacy=[]))
+  c.anonymizer.pretrain.epochs = min(c.anonymizer.pretrain.epochs, 1)
+  c.anonymizer.pretrain.batch_size = 8
+  c.anonymize.epochs = 2
+  c.anonymize.batch_size = 8
+  return c
+
+
+def test_pipeline_stops_resumes_and_skips_finished_stages(tmp_path, monkeypatch, caplog):
+  # The auto-encoder adversarial row covers reconstruction pretraining, the frozen encoder and
+  # alternating min/max steps; evaluation has its own tests, so it is switched off here.
+  monkeypatch.setattr(stages, '_optional_stage', lambda name: None)
+  c = tiny(load_config(os.path.join(ROOT, 'configs', 'etri_ae_adv.py')))
+  workdir = str(tmp_path / 'run')
+  c.debug.stop_after_steps = 1
+  with pytest.raises(loop.StopRequested):
+    pipeline.run(c, workdir)
+  c.debug.stop_after_steps = 0                       # debug keys may change between runs
+  run = pipeline.run(c, workdir)
+  for name in ('pretrain', 'bank_action', 'bank_privacy', 'anonymizer_pretrain', 'anonymize'):
+    assert os.path.exists(os.path.join(workdir, 'stages', f'{name}.json')), name
+  assert set(run.banks) == {'action', 'privacy', 'adversary'}
+  assert len(run.history['anonymize']) == 2
+  assert 'adversary_accuracy' in run.history['anonymize'][-1]
+  # Only the decoder moved during anonymization.
+  pretrained = run.history['anonymizer_pretrain']
+  assert pretrained and np.isfinite(pretrained[-1]['loss'])
+  x_anon = run.anonymize(run.test.x, run.test.lengths)
+  assert x_anon.shape == run.test.x.shape and np.isfinite(x_anon).all()
+  logits = run.predict_logits(run.banks['action'], run.test.x, run.test.lengths)
+  assert logits.shape == (1, run.test.num_samples, run.num_actions)
+
+  loaded, info = stages.load_anonymizer(workdir)
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+               loaded.variables, run.anonymizer.variables)
+  assert info['num_joints'] == 25
+
+  caplog.set_level('INFO')
+  again = pipeline.run(c, workdir)
+  assert 'finished earlier, skipped' in caplog.text
+  jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
+               again.anonymizer.variables, run.anonymizer.variables)
+
+  c.anonymize.alpha = 0.5
+  with pytest.raises(ConfigError, match='anonymize.alpha'):
+    pipeline.run(c, workdir)
+  stored = json.load(open(os.path.join(workdir, 'config.json')))
+  assert stored['anonymize']['alpha'] == 0.1
+
+
+def test_main_reports_a_bad_config_key_in_one_line(tmp_path):
+  result = subprocess.run(
+      [sys.executable, '-m', 'skeleton_anon.main', f'--config={ROOT}/configs/demo.py',
+       f'--workdir={tmp_path}', '--config.anonymize.nope=1'],
+      capture_output=True, text=True, timeout=120, cwd=ROOT)
+  assert result.returncode == 1
+  assert result.stderr.strip() == "error: --config.anonymize.nope: no such config key 'nope'"
