@@ -82,8 +82,12 @@ def reference(args, measure: str, timeout_s: float, **options) -> dict:
              f'--reference_dir={args.reference_dir}', f'--measure={measure}',
              f'--threads={args.threads}']
   command += [f'--{k}={v}' for k, v in options.items()]
-  result = run_json(command, timeout_s, measure)
+  env = dict(os.environ)
+  if args.reference_omp_wait_policy:
+    env['OMP_WAIT_POLICY'] = args.reference_omp_wait_policy
+  result = run_json(command, timeout_s, measure, env=env)
   result['name'] = f'reference_{measure}'
+  result['omp_wait_policy'] = args.reference_omp_wait_policy or 'default'
   log(f'reference {measure} {options}: {_brief(result)}')
   return result
 
@@ -104,8 +108,9 @@ def _ratio(a, b):
 
 def reference_batch_for(frames: int, batch: int) -> int:
   """The largest batch <= `batch` whose reference min step should fit in free memory."""
-  available = mem_available_mib() - 1024  # keep a margin for everyone else on the machine
-  while batch > 1 and REFERENCE_BASE_MIB + REFERENCE_MIB_PER_SAMPLE_FRAME * batch * frames > available:
+  available = mem_available_mib() - 2048  # keep a margin for everyone else on the machine
+  need = lambda b: REFERENCE_BASE_MIB + REFERENCE_MIB_PER_SAMPLE_FRAME * b * frames
+  while batch > 1 and need(batch) > available:
     batch //= 2
   return batch
 
@@ -232,6 +237,8 @@ def environment(args) -> dict:
                            capture_output=True, text=True, check=False)
     env['torch'] = probe.stdout.strip() or probe.stderr.strip()[-200:]
     env['reference_dir'] = os.path.abspath(args.reference_dir)
+    env['reference_omp_wait_policy'] = args.reference_omp_wait_policy or 'default'
+    env['reference_threads'] = args.threads
   return env
 
 
@@ -252,6 +259,10 @@ def parse_args(argv=None):
                       help='interpreter of the separate torch environment')
   parser.add_argument('--threads', type=int, default=os.cpu_count(),
                       help='torch threads for the reference (ours: XLA uses every core)')
+  parser.add_argument('--reference_omp_wait_policy', default='PASSIVE',
+                      help="OMP_WAIT_POLICY for torch; PASSIVE is the reference's best setting "
+                           "on a shared machine (spinning OpenMP threads there cost it 2-5x); "
+                           "'' keeps the default")
   parser.add_argument('--timeout_s', type=float, default=600, help='per measurement process')
   parser.add_argument('--work_dir', default=None, help='scratch folder (default: a temp dir)')
   parser.add_argument('--variants', action='store_true',

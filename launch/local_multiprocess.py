@@ -7,11 +7,14 @@ r"""Starts N JAX processes on 127.0.0.1, each with its own CPU devices, like one
       --process_id={process_id}
 
 Everything after `--` is the command each process runs; `{coordinator}`, `{num_processes}` and
-`{process_id}` in it are replaced per process. Each process also gets them in its environment
-(JAX_COORDINATOR_ADDRESS, which jax.distributed.initialize reads itself, SKELETON_ANON_NUM_PROCESSES,
-SKELETON_ANON_PROCESS_ID, SKELETON_ANON_DISTRIBUTED=1), plus JAX_PLATFORMS=cpu, its device count
-(JAX_NUM_CPU_DEVICES and XLA's --xla_force_host_platform_device_count, any inherited count replaced)
-and gloo CPU collectives, which is what lets CPU processes all-reduce across each other.
+`{process_id}` in it are replaced per process. Each process also finds them in its environment
+(JAX_COORDINATOR_ADDRESS, which jax.distributed.initialize reads itself,
+SKELETON_ANON_NUM_PROCESSES, SKELETON_ANON_PROCESS_ID, SKELETON_ANON_DISTRIBUTED=1), and gets
+JAX_PLATFORMS=cpu, its device count (JAX_NUM_CPU_DEVICES and XLA's
+--xla_force_host_platform_device_count, any inherited count replaced) and gloo CPU collectives
+(JAX_CPU_COLLECTIVES_IMPLEMENTATION, SKELETON_ANON_CPU_COLLECTIVES), which is what lets CPU
+processes all-reduce across each other. launch/local_multiprocess.sh is a shell-only shortcut for
+skeleton_anon.main; this script runs any command and stops the others when one process fails.
 
 This is the multi-host code path on one machine: the same jax.distributed.initialize, the same
 process-local batches and cross-process collectives as a TPU pod or a SLURM GPU job, so it tests
@@ -51,6 +54,7 @@ def process_env(base: dict, *, coordinator: str, num_processes: int, process_id:
       'JAX_PLATFORMS': 'cpu',
       'JAX_NUM_CPU_DEVICES': str(devices_per_process),
       'JAX_CPU_COLLECTIVES_IMPLEMENTATION': 'gloo',
+      'SKELETON_ANON_CPU_COLLECTIVES': 'gloo',   # what skeleton_anon.main reads
       'JAX_COORDINATOR_ADDRESS': coordinator,
       'SKELETON_ANON_DISTRIBUTED': '1',
       'SKELETON_ANON_NUM_PROCESSES': str(num_processes),

@@ -11,13 +11,14 @@ A sweep config is an ordinary pipeline config with a `sweep` section:
   title: the plot's title.
 `--config.x=y` overrides change the base config, so they apply to every point.
 
-Sharing: the pretrain stage resumes a classifier bank from workdir/checkpoints/<bank>, and a bank
-whose checkpoint already holds its last step is reloaded, not retrained. A point whose bank (same
-name, architecture, seeds, task and role) would be trained from the same data, pretraining
-settings, model knobs and seed as the first point's gets a copy of the first point's checkpoint, so
-the result is exactly what retraining would give. The same holds for the auto-encoder's
-reconstruction pretraining. Banks that differ (e.g. the 2- and 3-member banks of an ensemble-size
-sweep) are trained in their own run; attackers retrained on anonymized data are never shared.
+Sharing: the pretrain stage resumes classifier banks from workdir/checkpoints/<name>, and a
+checkpoint that already holds its last step is reloaded, not retrained. When a point would train
+exactly the same banks into a directory as the first point did (same banks, seeds, data,
+pretraining settings, model knobs and seed), it gets a copy of the first point's directory, so the
+result is exactly what retraining would give. The same holds for the auto-encoder's reconstruction
+pretraining. Directories that differ are trained in their own run: in the ensemble-size sweep the
+engine trains the holdout seeds in one bank with the 1, 2 or 3 trained-against seeds, so nothing
+is shared there. Attackers retrained on anonymized data are never shared.
 """
 
 from __future__ import annotations
@@ -118,21 +119,35 @@ def _plain(section) -> Any:
   return section.to_dict() if hasattr(section, 'to_dict') else section
 
 
+def _pretrain_checkpoints(config) -> dict[str, tuple]:
+  """Checkpoint directory name -> the bank specs trained into it by the pretrain stage.
+
+  The engine trains banks of one task and architecture together in one directory (named after
+  the first) when it groups them (train.stages._training_groups), else each bank on its own.
+  """
+  from skeleton_anon.train import stages
+  specs = stages.bank_specs(config)
+  grouping = getattr(stages, '_training_groups', None)
+  if grouping is None:
+    return {spec[0]: (spec,) for spec in specs}
+  return {name: tuple(members) for name, _, _, members in grouping(specs)}
+
+
 def shareable_stages(source, target) -> list[str]:
   """Checkpoint directories (under checkpoints/) that a run of `target` may take from `source`.
 
-  A classifier bank qualifies when both configs train it identically: same spec, data, seed,
-  pretraining settings of its task and knobs of its architecture. The auto-encoder's
-  reconstruction pretraining qualifies when the anonymizer section, data and seed agree.
+  A pretraining directory qualifies when both configs train exactly the same banks into it (names,
+  architecture, seeds, task, role) from the same data and seed, with the same pretraining settings
+  of its task and knobs of its architecture. The auto-encoder's reconstruction pretraining
+  qualifies when the anonymizer section, data and seed agree.
   """
-  from skeleton_anon.train import stages
   if _plain(source.data) != _plain(target.data) or source.seed != target.seed:
     return []
-  source_specs = set(stages.bank_specs(source))
+  source_dirs = _pretrain_checkpoints(source)
   shared = []
-  for spec in stages.bank_specs(target):
-    name, task, _, arch, _ = spec
-    if (spec in source_specs
+  for name, members in _pretrain_checkpoints(target).items():
+    _, task, _, arch, _ = members[0]
+    if (source_dirs.get(name) == members
         and _plain(source.pretrain[task]) == _plain(target.pretrain[task])
         and _plain(source.model_knobs.get(arch)) == _plain(target.model_knobs.get(arch))):
       shared.append(name)

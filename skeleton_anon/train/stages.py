@@ -26,7 +26,7 @@ def raise_if_stopped(result, name: str) -> None:
 
 
 def bank_specs(config) -> list[tuple[str, str, str, str, tuple[int, ...]]]:
-  """(name, task, role, arch, seeds) of every bank the pretrain stage trains."""
+  """(name, task, role, arch, seeds) of every bank the pretrain stage provides."""
   specs = []
   for task in ('action', 'privacy'):
     arch = config.classifiers[task].arch
@@ -40,17 +40,53 @@ def bank_specs(config) -> list[tuple[str, str, str, str, tuple[int, ...]]]:
   return specs
 
 
+def _training_groups(specs):
+  """Banks of one task and architecture are trained as one vmapped bank (one compile, one pass
+  over the data per step); returns [(group name, task, arch, [spec, ...])]."""
+  groups = {}
+  for spec in specs:
+    name, task, _, arch, _ = spec
+    key = (task, arch)
+    if key not in groups:
+      groups[key] = (name, task, arch, [])
+    groups[key][3].append(spec)
+  return list(groups.values())
+
+
+def _split_bank(bank: Bank, spec, offset: int) -> Bank:
+  name, task, role, arch, seeds = spec
+  part = slice(offset, offset + len(seeds))
+  return Bank(arch=arch, task=task, role=role, model=bank.model,
+              variables=jax.tree.map(lambda a: a[part], bank.variables), seeds=tuple(seeds),
+              num_classes=bank.num_classes, history=bank.history)
+
+
 def pretrain_stage(run) -> None:
-  """Trains (or reloads) every classifier bank of `bank_specs` on the original training data."""
-  for name, task, role, arch, seeds in bank_specs(run.config):
-    marker = f'bank_{name}'
+  """Trains (or reloads) every classifier bank of `bank_specs` on the original training data.
+
+  Members are independent (each has its own init seed, dropout keys and BatchNorm statistics), so
+  training a holdout seed inside the same vmapped call as the trained-against seeds changes
+  nothing about it except cost; the anonymizer only ever sees the trained-against slice.
+  """
+  for group, task, arch, specs in _training_groups(bank_specs(run.config)):
+    marker = f'bank_{group}'
     if run.markers.done(marker):
-      logging.info('pretrain %s: finished earlier, skipped (reloading its checkpoint)', name)
+      logging.info('pretrain %s: finished earlier, skipped (reloading its checkpoint)', group)
     labels = run.train.action if task == 'action' else run.privacy_train
     num_classes = run.num_actions if task == 'action' else run.num_privacy
-    run.banks[name] = run.train_bank(arch, labels, num_classes, seeds, run.train.x,
-                                     run.train.lengths, task=task, role=role, name=name)
-    run.markers.mark(marker, {'arch': arch, 'seeds': list(seeds), 'task': task, 'role': role})
+    seeds = [s for spec in specs for s in spec[4]]
+    if len(set(seeds)) != len(seeds):
+      from skeleton_anon.errors import ConfigError
+      raise ConfigError(f'{task} classifiers of {arch}: seeds {seeds} repeat; a holdout seed '
+                        'must differ from the trained-against seeds')
+    bank = run.train_bank(arch, labels, num_classes, seeds, run.train.x, run.train.lengths,
+                          task=task, role=specs[0][2], name=group)
+    offset = 0
+    for spec in specs:
+      run.banks[spec[0]] = _split_bank(bank, spec, offset)
+      offset += len(spec[4])
+    run.markers.mark(marker, {'arch': arch, 'seeds': seeds, 'task': task,
+                              'banks': [spec[0] for spec in specs]})
   run.markers.mark('pretrain')
 
 

@@ -1,5 +1,5 @@
-"""The Table 4 configs carry the paper's hyperparameters, run in a tiny override, and say how to make
-their data when it is missing."""
+"""The Table 4 configs carry the paper's hyperparameters, run in a tiny override, and say how to
+make their data when it is missing."""
 
 import functools
 import importlib.util

@@ -1,4 +1,5 @@
-"""2 processes x 2 CPU devices, started by launch/local_multiprocess.py, match 1 process x 4 devices.
+"""2 processes x 2 CPU devices started by launch/local_multiprocess.py match 1 process x 4 devices;
+the TPU pod and SLURM scripts build the right commands.
 
 This file is also the worker the launcher starts (`python test_multiprocess.py --worker ...`): each
 process runs (1) a jitted data-parallel SGD on a tiny regression whose batches are assembled with
@@ -10,6 +11,7 @@ import argparse
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -203,7 +205,7 @@ def test_launcher_gives_each_process_its_coordinates_and_devices():
                              devices_per_process=2)
   assert env['XLA_FLAGS'].split() == ['--foo', '--xla_force_host_platform_device_count=2']
   assert env['JAX_COORDINATOR_ADDRESS'] == '127.0.0.1:1234'
-  assert env['JAX_CPU_COLLECTIVES_IMPLEMENTATION'] == 'gloo'
+  assert env['JAX_CPU_COLLECTIVES_IMPLEMENTATION'] == env['SKELETON_ANON_CPU_COLLECTIVES'] == 'gloo'
   assert (env['SKELETON_ANON_PROCESS_ID'], env['SKELETON_ANON_NUM_PROCESSES']) == ('2', '3')
   args = launcher.process_command(['run', '--id={process_id}', '--n={num_processes}',
                                    '--c={coordinator}'], coordinator='h:1', num_processes=3,
@@ -222,6 +224,58 @@ def test_launcher_stops_the_others_when_one_process_fails(tmp_path):
   assert codes[1] == 3 and codes[0] != 0
   assert time.monotonic() - start < 30
 
+
+
+def _fake_tool(bin_dir, name: str) -> None:
+  """An executable `name` that records its arguments, one per line, in <name>.args."""
+  path = bin_dir / name
+  path.write_text('#!/usr/bin/env bash\nprintf "%s\\n" "$@" > "$(dirname "$0")/' + name +
+                  '.args"\n')
+  path.chmod(0o755)
+
+
+def test_tpu_pod_script_runs_main_distributed_on_every_worker(tmp_path):
+  _fake_tool(tmp_path, 'gcloud')
+  env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', PROJECT='my-project')
+  proc = subprocess.run(
+      ['bash', os.path.join(REPO, 'launch', 'tpu_pod.sh'), 'my-tpu', 'us-central2-b',
+       '--config=configs/etri_res_adv.py', '--workdir=gs://bucket/run',
+       '--config.anonymize.alpha=0.2',
+       '--config.data.path=data/my file.npz'],
+      env=env, capture_output=True, text=True, timeout=30)
+  assert proc.returncode == 0, proc.stderr
+  args = (tmp_path / 'gcloud.args').read_text().splitlines()
+  assert args[:5] == ['compute', 'tpus', 'tpu-vm', 'ssh', 'my-tpu']
+  assert '--worker=all' in args and '--zone=us-central2-b' in args
+  assert '--project=my-project' in args
+  remote = [a for a in args if a.startswith('--command=')][0]
+  assert remote.endswith('python3 -m skeleton_anon.main --distributed '
+                         '--config=configs/etri_res_adv.py --workdir=gs://bucket/run '
+                         r'--config.anonymize.alpha=0.2 --config.data.path=data/my\ file.npz')
+
+
+def test_tpu_pod_script_without_arguments_prints_usage(tmp_path):
+  proc = subprocess.run(['bash', os.path.join(REPO, 'launch', 'tpu_pod.sh')],
+                        capture_output=True, text=True, timeout=30)
+  assert proc.returncode == 2 and 'worker=all' in proc.stderr
+
+
+def test_slurm_script_starts_one_distributed_task_per_gpu(tmp_path):
+  _fake_tool(tmp_path, 'srun')
+  (tmp_path / 'scontrol').write_text('#!/usr/bin/env bash\necho node1; echo node2\n')
+  (tmp_path / 'scontrol').chmod(0o755)
+  env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', REPO_DIR=REPO,
+             SLURM_JOB_ID='7', SLURM_NNODES='2', SLURM_NTASKS='8',
+             SLURM_JOB_NODELIST='node[1-2]', PYTHON='python3')
+  proc = subprocess.run(
+      ['bash', os.path.join(REPO, 'launch', 'slurm_gpu.sbatch'), '--config=configs/ntu_res_adv.py',
+       '--workdir=/shared/run', '--config.seed=3'], env=env, capture_output=True, text=True,
+      timeout=30)
+  assert proc.returncode == 0, proc.stderr
+  assert 'coordinator on node1' in proc.stdout
+  args = (tmp_path / 'srun.args').read_text().splitlines()
+  assert args == ['--kill-on-bad-exit=1', 'python3', '-m', 'skeleton_anon.main', '--distributed',
+                  '--config=configs/ntu_res_adv.py', '--workdir=/shared/run', '--config.seed=3']
 
 if __name__ == '__main__':
   sys.path.insert(0, HERE)

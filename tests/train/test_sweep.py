@@ -27,21 +27,24 @@ def test_table5_sweep_has_one_adversarial_k2_run_per_row():
   assert len({p.name for p in points}) == 6
   # Every run trains the same classifiers, so all of them come from the first run.
   shared = sweep.shareable_stages(points[0].config, points[3].config)
-  assert set(shared) >= {'action', 'privacy', 'action_holdout_seed', 'privacy_holdout_seed'}
+  assert {'action', 'privacy'} <= set(shared)
+  assert set(shared) == set(sweep._pretrain_checkpoints(points[3].config))
 
 
-def test_ensemble_size_sweep_uses_table4_rows_and_shares_only_the_holdouts():
+def test_ensemble_size_sweep_uses_table4_rows_and_shares_no_trained_against_bank():
   points = sweep.sweep_points(load_config('ensemble_size_sweep'))
   assert [p.name for p in points] == ['1a1p', '2a2p', '3a3p']
   assert [len(p.config.classifiers.privacy.seeds) for p in points] == [1, 2, 3]
   assert [(p.config.anonymize.lr, p.config.anonymize.batch_size) for p in points] == [
       (0.00075, 10), (0.0006, 8), (0.0006, 12)]
+  assert [p.config.evaluate.holdout_seeds.privacy for p in points] == [[103]] * 3
   shared = sweep.shareable_stages(points[0].config, points[2].config)
   assert 'action' not in shared and 'privacy' not in shared
-  assert {'action_holdout_seed', 'privacy_holdout_seed'} <= set(shared)
-  other_data = sweep.sweep_points(load_config('ensemble_size_sweep'))[2].config
+  # A point never takes anything from a run on other data.
+  same_rows = sweep.sweep_points(load_config('table5_sweep'))
+  other_data = same_rows[1].config
   other_data.data.max_frames = 50
-  assert sweep.shareable_stages(points[0].config, other_data) == []
+  assert sweep.shareable_stages(same_rows[0].config, other_data) == []
 
 
 def _only_points(points):
@@ -73,8 +76,8 @@ def test_plain_config_is_refused_by_the_sweep_runner():
 
 
 def _tiny_sweep() -> ml_collections.ConfigDict:
-  """The ensemble-size sweep's first two points on tiny data, with a short evaluation."""
-  c = tiny(load_config('ensemble_size_sweep'), 'etri')
+  """Table 5's first two points on tiny data, with a short evaluation."""
+  c = tiny(load_config('table5_sweep'), 'etri')
   for task in ('action', 'privacy'):
     c.pretrain[task].epochs = 1
     c.pretrain[task].batch_size = 32
@@ -97,20 +100,22 @@ def test_sweep_runs_each_point_reuses_identical_banks_and_plots(tmp_path):
 
   summary = sweep.run_sweep(_tiny_sweep(), str(tmp_path), run_fn=run_fn)
   first, second = runs
-  assert [p['name'] for p in summary['points']] == ['1a1p', '2a2p']
-  assert sorted(summary['points'][1]['reused_pretrained']) == ['action_holdout_seed',
-                                                                'privacy_holdout_seed']
-  assert (first.banks['action'].size, second.banks['action'].size) == (1, 2)
-  for name in ('action_holdout_seed', 'privacy_holdout_seed'):
+  names = [p['name'] for p in summary['points']]
+  assert names == ['alpha0.0067_beta0.0067', 'alpha0.0333_beta0.0333']
+  reused = summary['points'][1]['reused_pretrained']
+  assert reused and 'action' in reused and 'privacy' in reused
+  assert (second.config.anonymize.alpha, second.config.anonymize.beta) == (0.0333, 0.0333)
+  # The second run's classifiers are the first run's, bit for bit, without training them again.
+  for name in ('action', 'privacy', 'action_holdout_seed', 'privacy_holdout_seed'):
     jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
                  first.banks[name].variables, second.banks[name].variables)
-  for point in ('1a1p', '2a2p'):
+  for point in names:
     assert (tmp_path / point / 'report.json').exists()
   with open(tmp_path / 'sweep.png', 'rb') as f:
     assert f.read(8) == b'\x89PNG\r\n\x1a\n'
   stored = json.loads((tmp_path / 'sweep.json').read_text())
   assert stored['plot'] == str(tmp_path / 'sweep.png')
-  assert stored['points'][1]['overrides']['anonymize.batch_size'] == 8
+  assert stored['points'][1]['overrides'] == {'anonymize.alpha': 0.0333, 'anonymize.beta': 0.0333}
   for run in runs:
     if run.writer is not None:
       run.writer.close()
