@@ -39,11 +39,11 @@ def get_config():
   c.evaluate.batch_size = 64
 
   for task in ('action', 'privacy'):
-    c.pretrain[task].epochs = 10
+    c.pretrain[task].epochs = 15
     c.pretrain[task].batch_size = 32
     c.pretrain[task].lr = 0.05
     c.pretrain[task].weight_decay = 5e-4
-    c.pretrain[task].milestones = [8]
+    c.pretrain[task].milestones = [12]
 
   c.anonymizer.knobs = ml_collections.ConfigDict(dict(num_blocks=2))
   c.anonymize.algorithm = 'ensemble'
