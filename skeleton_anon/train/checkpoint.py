@@ -51,7 +51,8 @@ class StageCheckpointer:
     """Writes `networks` (pytrees of arrays), `meta` (JSON: iterator state, history...), `rng`."""
     items = {name: ocp.args.StandardSave(tree) for name, tree in networks.items()}
     items[_META] = ocp.args.JsonSave(meta)
-    items[_RNG] = ocp.args.StandardSave({'key_data': jax.random.key_data(rng)})
+    # Host numpy: a single-device jax.Array cannot be written by several processes.
+    items[_RNG] = ocp.args.StandardSave({'key_data': np.asarray(jax.random.key_data(rng))})
     self._manager.save(int(step), args=ocp.args.Composite(**items), force=True)
     self._manager.wait_until_finished()
 
