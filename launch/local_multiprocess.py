@@ -13,8 +13,8 @@ SKELETON_ANON_NUM_PROCESSES, SKELETON_ANON_PROCESS_ID, SKELETON_ANON_DISTRIBUTED
 JAX_PLATFORMS=cpu, its device count (JAX_NUM_CPU_DEVICES and XLA's
 --xla_force_host_platform_device_count, any inherited count replaced) and gloo CPU collectives
 (JAX_CPU_COLLECTIVES_IMPLEMENTATION, SKELETON_ANON_CPU_COLLECTIVES), which is what lets CPU
-processes all-reduce across each other. launch/local_multiprocess.sh is a shell-only shortcut for
-skeleton_anon.main; this script runs any command and stops the others when one process fails.
+processes all-reduce across each other. It runs any command and stops the others when one
+process fails.
 
 This is the multi-host code path on one machine: the same jax.distributed.initialize, the same
 process-local batches and cross-process collectives as a TPU pod or a SLURM GPU job, so it tests

@@ -3,7 +3,7 @@
 Runs (or resumes) the pipeline the config names. Multi-host: pass --distributed (or set
 SKELETON_ANON_DISTRIBUTED=1) and jax.distributed.initialize() reads the coordinator from the
 environment (TPU pods, SLURM) or from --coordinator/--num_processes/--process_id; CPU processes
-need SKELETON_ANON_CPU_COLLECTIVES=gloo (launch/local_multiprocess.sh sets it).
+need SKELETON_ANON_CPU_COLLECTIVES=gloo (launch/local_multiprocess.py sets it).
 User errors print one line `error: ...` and exit 1.
 """
 
@@ -41,7 +41,7 @@ def main(argv):
   import jax
   collectives = os.environ.get('SKELETON_ANON_CPU_COLLECTIVES')
   if collectives:
-    # Multi-process on CPU (launch/local_multiprocess.sh) needs a collectives backend.
+    # Multi-process on CPU (launch/local_multiprocess.py) needs a collectives backend.
     jax.config.update('jax_cpu_collectives_implementation', collectives)
   if _DISTRIBUTED.value:
     jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
