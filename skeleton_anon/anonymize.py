@@ -18,12 +18,18 @@ from absl import app, flags
 
 from skeleton_anon.errors import DataError, SkeletonAnonError
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Workdir of a run whose anonymize stage finished.')
-_INPUT = flags.DEFINE_string('input', None, 'Dataset to anonymize: generic .npz or MS-G3D .npy.')
-_OUTPUT = flags.DEFINE_string('output', None, 'Where to write the anonymized dataset.')
-_OVERWRITE = flags.DEFINE_bool('overwrite', False, 'Replace --output when it exists.')
-_BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Samples per batch (bounds memory).')
 
+
+def _define_flags():
+  # Defined only when run as a command, so importing this module (from tests or a notebook,
+  # next to other command modules that also define --workdir) registers no global flags.
+  flags.DEFINE_string('workdir', None, 'Workdir of a run whose anonymize stage finished.')
+  flags.DEFINE_string('input', None, 'Dataset to anonymize: generic .npz or MS-G3D .npy.')
+  flags.DEFINE_string('output', None, 'Where to write the anonymized dataset.')
+  flags.DEFINE_bool('overwrite', False, 'Replace --output when it exists.')
+  flags.DEFINE_integer('batch_size', 64, 'Samples per batch (bounds memory).')
+
+FLAGS = flags.FLAGS
 FORMATS = {'.npz': 'npz', '.npy': 'msg3d'}
 
 
@@ -96,18 +102,18 @@ def main(argv):
     bar.update(done - bar.n)
 
   try:
-    count = anonymize_file(_WORKDIR.value, _INPUT.value, _OUTPUT.value,
-                           overwrite=_OVERWRITE.value, batch_size=_BATCH_SIZE.value,
-                           progress=progress)
+    count = anonymize_file(FLAGS.workdir, FLAGS.input, FLAGS.output, overwrite=FLAGS.overwrite,
+                           batch_size=FLAGS.batch_size, progress=progress)
   except SkeletonAnonError as e:
     bar.close()
     print(f'error: {e}', file=sys.stderr)
     sys.exit(1)
   bar.close()
-  print(f'anonymized {count} samples -> {_OUTPUT.value}')
+  print(f'anonymized {count} samples -> {FLAGS.output}')
 
 
 def run():
+  _define_flags()
   flags.mark_flags_as_required(['workdir', 'input', 'output'])
   app.run(main)
 
