@@ -14,6 +14,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from skeleton_anon import cli
 from skeleton_anon.errors import SkeletonAnonError
 
 _CONFIG = config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).',
@@ -38,14 +39,8 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  import jax
-  collectives = os.environ.get('SKELETON_ANON_CPU_COLLECTIVES')
-  if collectives:
-    # Multi-process on CPU (launch/local_multiprocess.py) needs a collectives backend.
-    jax.config.update('jax_cpu_collectives_implementation', collectives)
-  if _DISTRIBUTED.value:
-    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
-                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+  jax = cli.initialize_jax(distributed=_DISTRIBUTED.value, coordinator=_COORDINATOR.value,
+                           num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   logging.info('JAX: %d processes, %d devices (%s)', jax.process_count(), jax.device_count(),
                jax.devices()[0].platform)
   from skeleton_anon.train import loop, pipeline
@@ -58,28 +53,9 @@ def main(argv):
     sys.exit(1)
 
 
-def _parse_flags(argv):
-  """absl flag parsing with every config mistake reported as one `error:` line."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    message = str(e)
-  except (AttributeError, KeyError) as e:
-    # ml_collections raises these for a --config.a.b override whose key does not exist.
-    missing = str(e).strip('"\'')
-    culprits = [a.split('=')[0] for a in argv
-                if a.startswith('--config.') and missing in a.split('=')[0].split('.')]
-    where = culprits[0] if culprits else '--config'
-    message = f'{where}: no such config key {missing!r}'
-  except (TypeError, ValueError) as e:
-    message = f'bad config override: {e}'
-  print(f'error: {" ".join(message.split())}', file=sys.stderr)
-  sys.exit(1)
-
-
 def run():
   flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)
 
 
 if __name__ == '__main__':

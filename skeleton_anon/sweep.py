@@ -34,6 +34,7 @@ from typing import Any, Callable, Sequence
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from skeleton_anon import cli
 from skeleton_anon.data.dataset import atomic_write
 from skeleton_anon.errors import ConfigError, SkeletonAnonError
 
@@ -260,10 +261,8 @@ _PROCESS_ID = flags.DEFINE_integer('process_id', None, 'This process index (opti
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  import jax
-  if _DISTRIBUTED.value:
-    jax.distributed.initialize(coordinator_address=_COORDINATOR.value,
-                               num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
+  jax = cli.initialize_jax(distributed=_DISTRIBUTED.value, coordinator=_COORDINATOR.value,
+                           num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   from skeleton_anon.train import loop
   try:
     summary = run_sweep(_CONFIG.value, _WORKDIR.value)
@@ -277,24 +276,9 @@ def main(argv):
     print(f'{len(summary["points"])} runs in {_WORKDIR.value}; plot: {summary.get("plot")}')
 
 
-def _parse_flags(argv):
-  """absl flag parsing with a bad --config.* override reported as one `error:` line."""
-  try:
-    return flags.FLAGS(argv)
-  except flags.Error as e:
-    message = str(e)
-  except (AttributeError, KeyError) as e:
-    # ml_collections raises these for an override whose key does not exist.
-    message = f'no such config key {str(e).strip(chr(34) + chr(39))!r}'
-  except (TypeError, ValueError) as e:
-    message = f'bad config override: {e}'
-  print(f'error: {" ".join(message.split())}', file=sys.stderr)
-  sys.exit(1)
-
-
 def run():
   flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main, flags_parser=_parse_flags)
+  app.run(main, flags_parser=cli.parse_flags)
 
 
 if __name__ == '__main__':
