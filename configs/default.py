@@ -22,9 +22,11 @@ def get_config():
   # A workdir remembers its config; rerunning it with another config is refused unless this is set.
   c.allow_config_change = False
 
-  # ---- data: a generic npz (DESIGN section 1) or, when path is empty, the synthetic generator.
+  # ---- data: a generic npz (DESIGN section 1), an MS-G3D (N, 3, T, V, M) .npy with its
+  # (names, labels) pickle, or, when path is empty, the synthetic generator.
   c.data = ml_collections.ConfigDict()
   c.data.path = ''
+  c.data.label_path = ''                # .npy input only; '' = MS-G3D's <part>_label.pkl beside it
   c.data.privacy_target = 'gender'      # 'subject' (re-identification) or 'gender'
   c.data.split_rule = 'auto'            # used when the file has no split array
   c.data.max_frames = 0                 # >0 crops longer sequences (0 keeps the file's T)
@@ -54,6 +56,10 @@ def get_config():
   c.anonymizer.arch = 'residual_mlp'    # or 'autoencoder'
   c.anonymizer.knobs = ml_collections.ConfigDict()
   c.anonymizer.seed = 0
+  # Retarget every bone to the training set's median length before the anonymizer (in training,
+  # evaluation, export and the anonymize command): removes body proportions outright and leaves
+  # the network the rest. The retargeting baseline in report.json shows what it does alone.
+  c.anonymizer.retarget_first = False
   # Parameter subtrees frozen during anonymization (['encoder'] for the auto-encoder).
   c.anonymizer.frozen = []
   # Reconstruction pretraining (epochs 0 = none; the auto-encoder configs set it).

@@ -61,10 +61,8 @@ def compatibility_check(info: dict, path: str):
 def anonymize_file(workdir: str, input_path: str, output_path: str, *, overwrite: bool = False,
                    batch_size: int = 64, progress=None) -> int:
   """Library form of the command; returns the number of samples written."""
-  import numpy as np
-
-  from skeleton_anon.evaluate import baselines, streaming
-  from skeleton_anon.train import parallel, pretrain, stages
+  from skeleton_anon.evaluate import streaming
+  from skeleton_anon.train import parallel, stages
 
   fmt = input_format(input_path)
   if not os.path.exists(input_path):
@@ -73,18 +71,9 @@ def anonymize_file(workdir: str, input_path: str, output_path: str, *, overwrite
     raise DataError(None, f'--batch_size must be positive, got {batch_size}')
   mesh = parallel.make_mesh()
   anonymizer, info = stages.load_anonymizer(workdir, mesh)
-  # A run that retargeted bones before its anonymizer stores the target lengths; apply the same.
-  retarget_lengths = info.get('retarget_lengths')
-  layout = None
-  if retarget_lengths is not None:
-    from skeleton_anon.data.layouts import get_layout
-    layout = get_layout(info['layout'], edges=info.get('edges'), num_joints=info['num_joints'])
 
   def apply(x, lengths):
-    if layout is not None:
-      x = baselines.retarget(x, lengths, layout, np.asarray(retarget_lengths, np.float32))
-    return pretrain.apply_anonymizer(anonymizer.model, anonymizer.variables, x, lengths,
-                                     mesh=mesh, batch_size=batch_size)
+    return anonymizer.apply(x, lengths, mesh=mesh, batch_size=batch_size)
 
   stream = streaming.anonymize_npz if fmt == 'npz' else streaming.anonymize_msg3d_npy
   return stream(input_path, output_path, apply, batch_size=batch_size, overwrite=overwrite,

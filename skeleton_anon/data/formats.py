@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from typing import Sequence
 
 import numpy as np
@@ -66,6 +67,17 @@ def fields_from_names(names: Sequence[str], path=None) -> dict[str, np.ndarray]:
     if all(key in f for f in fields):
       out[key] = np.asarray([f[key] for f in fields], np.int32)
   return out
+
+
+def msg3d_label_path(npy_path) -> str:
+  """The label pickle beside an MS-G3D array: <part>_data_joint.npy -> <part>_label.pkl."""
+  npy_path = os.fspath(npy_path)
+  match = re.fullmatch(r'(.*)_data(_\w+)?\.npy', os.path.basename(npy_path))
+  if match is None:
+    raise DataError(npy_path, 'cannot tell the label pickle from the file name (MS-G3D names '
+                    'them <part>_data_joint.npy and <part>_label.pkl); give its path '
+                    '(data.label_path)')
+  return os.path.join(os.path.dirname(npy_path), f'{match[1]}_label.pkl')
 
 
 def read_msg3d(npy_path, labels_path, *, mmap: bool = False) -> SkeletonDataset:

@@ -179,13 +179,15 @@ def render_markdown(report: dict) -> str:
            '## Headline: classifiers the anonymizer never saw', '',
            'Mean over the held-out classifiers (`holdout_seed`, `holdout_arch`); the retrained '
            'attacker is trained from scratch on anonymized training data.', '']
+  anonymized = ('anonymized (bones retargeted first)'
+                if (report.get('run') or {}).get('retarget_first') else 'anonymized')
   rows = [('chance (majority class)', _pct(report['chance']['action']),
            _pct(report['chance']['privacy']), '-'),
           ('original', _pct(summary['original']['action']),
            _pct(summary['original']['privacy']), _num(0.0)),
-          ('anonymized', _pct(summary['anonymized']['action']),
+          (anonymized, _pct(summary['anonymized']['action']),
            _pct(summary['anonymized']['privacy']), _num(rmse.get('anonymized'))),
-          ('anonymized, retrained attacker', _pct(summary['anonymized_retrained']['action']),
+          (f'{anonymized}, retrained attacker', _pct(summary['anonymized_retrained']['action']),
            _pct(summary['anonymized_retrained']['privacy']), _num(rmse.get('anonymized')))]
   if any(e['data'] == 'retarget' for e in report['evaluations']):
     rows.append(('bone-length retargeting', _pct(summary['retarget']['action']),

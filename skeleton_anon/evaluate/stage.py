@@ -20,6 +20,7 @@ import jax
 import numpy as np
 from absl import logging
 
+from skeleton_anon.data import formats
 from skeleton_anon.evaluate import baselines, plots, render, report as report_lib, scoring
 from skeleton_anon.evaluate.export import export_anonymized
 from skeleton_anon.evaluate.leakage import majority_chance
@@ -60,6 +61,7 @@ def _run_facts(run) -> dict:
   cfg = run.config
   return {
       'anonymizer': cfg.anonymizer.arch, 'algorithm': cfg.anonymize.algorithm,
+      'retarget_first': bool(cfg.anonymizer.get('retarget_first', False)),
       'alpha': float(cfg.anonymize.alpha), 'beta': float(cfg.anonymize.beta),
       'ensemble': {'action': len(cfg.classifiers.action.seeds),
                    'privacy': len(cfg.classifiers.privacy.seeds)},
@@ -196,6 +198,8 @@ def run_export(run) -> dict:
   msg3d = (run.train.meta.get('source') == 'msg3d'
            or bool(run.config.export.get('msg3d', False)))
   inputs = [run.data_source] if os.path.isfile(str(run.data_source)) else []
+  if inputs and inputs[0].lower().endswith('.npy'):
+    inputs.append(run.config.data.get('label_path', '') or formats.msg3d_label_path(inputs[0]))
   return export_anonymized(train, test, os.path.join(run.workdir, 'export'),
                            source_format='msg3d' if msg3d else None,
                            config=_config_dict(run.config),

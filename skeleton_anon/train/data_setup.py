@@ -8,6 +8,7 @@ import os
 import numpy as np
 from absl import logging
 
+from skeleton_anon.data import formats
 from skeleton_anon.data.dataset import SkeletonDataset, load_npz
 from skeleton_anon.data.layouts import Layout
 from skeleton_anon.errors import ConfigError, DataError
@@ -31,6 +32,11 @@ def _load(cfg) -> tuple[SkeletonDataset, str]:
     if not os.path.exists(cfg.path):
       raise ConfigError(f'{cfg.path}: dataset file not found; make it with '
                         f'`{cfg.prepare_hint}` or point --config.data.path at an existing npz')
+    if cfg.path.lower().endswith('.npy'):
+      # An MS-G3D / 2s-AGCN array and its (names, labels) pickle; export then also writes that
+      # format, so the anonymized data drops into the same PyTorch pipeline.
+      label_path = cfg.get('label_path', '') or formats.msg3d_label_path(cfg.path)
+      return formats.read_msg3d(cfg.path, label_path), cfg.path
     return load_npz(cfg.path), cfg.path
   from skeleton_anon.data import preprocess, synthetic
   knobs = cfg.synthetic.to_dict()

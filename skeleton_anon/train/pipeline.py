@@ -19,6 +19,7 @@ from jax.sharding import Mesh
 
 from skeleton_anon.data.dataset import SkeletonDataset
 from skeleton_anon.data.layouts import Layout
+from skeleton_anon.evaluate import baselines
 from skeleton_anon.models import build_classifier
 from skeleton_anon.train import parallel, pretrain, stages
 from skeleton_anon.train.checkpoint import has_checkpoint
@@ -31,11 +32,26 @@ TASKS = ('action', 'privacy')
 
 @dataclasses.dataclass
 class Anonymizer:
-  """The trained anonymizer f: `model.apply(variables, x, lengths)` -> x' (x's shape)."""
+  """The trained anonymizer: x -> f(R(x)), x's shape.
+
+  f is `model.apply(variables, x, lengths)`. R is bone-length retargeting to `retarget_lengths`
+  along `layout` when the run set anonymizer.retarget_first (the network was trained on R(x),
+  so R must come first wherever it is applied), else the identity.
+  """
   arch: str
   model: Any
   variables: dict
   step: int = 0
+  retarget_lengths: np.ndarray | None = None
+  layout: Layout | None = None
+
+  def apply(self, x, lengths, *, mesh: Mesh, batch_size: int = 64) -> np.ndarray:
+    """f(R(x)) for all of x in batches, float32 [N, M, T, V, C]."""
+    x, lengths = np.asarray(x, np.float32), np.asarray(lengths, np.int32)
+    if self.retarget_lengths is not None:
+      x = baselines.retarget(x, lengths, self.layout, self.retarget_lengths)
+    return pretrain.apply_anonymizer(self.model, self.variables, x, lengths, mesh=mesh,
+                                     batch_size=batch_size)
 
 
 @dataclasses.dataclass
@@ -142,13 +158,11 @@ class Run:
                                    batch_size=int(self.config.evaluate.batch_size))
 
   def anonymize(self, x, lengths) -> np.ndarray:
-    """f(x) with the trained anonymizer, float32 [N, M, T, V, C]."""
+    """The trained anonymizer applied to x (retargeting first when configured), float32."""
     if self.anonymizer is None:
       raise RuntimeError('the anonymize stage has not run')
-    return pretrain.apply_anonymizer(self.anonymizer.model, self.anonymizer.variables,
-                                     np.asarray(x, np.float32), np.asarray(lengths, np.int32),
-                                     mesh=self.mesh,
-                                     batch_size=int(self.config.evaluate.batch_size))
+    return self.anonymizer.apply(x, lengths, mesh=self.mesh,
+                                 batch_size=int(self.config.evaluate.batch_size))
 
 
 def make_run(config, workdir: str, mesh: Mesh | None = None) -> Run:

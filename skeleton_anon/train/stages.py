@@ -10,6 +10,8 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from skeleton_anon.data.layouts import get_layout
+from skeleton_anon.evaluate import baselines
 from skeleton_anon.models import build_anonymizer
 from skeleton_anon.train import anonymization, parallel
 from skeleton_anon.train.loop import StopRequested
@@ -103,6 +105,13 @@ def anonymize_stage(run) -> None:
     logging.info('anonymize: finished earlier, skipped (reloading the trained anonymizer)')
   model = _anonymizer_model(run)
   x, lengths = run.train.x, run.train.lengths
+  retarget_lengths = None
+  if cfg.anonymizer.retarget_first:
+    # The network learns on retargeted skeletons (body proportions already gone), so its L2 term
+    # keeps f(R(x)) near R(x) and its capacity goes to what retargeting leaves: motion style.
+    retarget_lengths = baselines.median_bone_lengths(x, lengths, run.layout)
+    x = baselines.retarget(x, lengths, run.layout, retarget_lengths)
+    logging.info('anonymize: bones retargeted to the training medians before the anonymizer')
   key = jax.random.key(int(cfg.anonymizer.seed))
   variables = jax.jit(model.init)(key, x[:2], lengths[:2])
   stop_after = int(cfg.debug.stop_after_steps)
@@ -129,7 +138,8 @@ def anonymize_stage(run) -> None:
   anon_state = result.states['anonymizer']
   from skeleton_anon.train.pipeline import Anonymizer
   run.anonymizer = Anonymizer(cfg.anonymizer.arch, model, anon_state.variables,
-                              int(np.asarray(anon_state.step)))
+                              int(np.asarray(anon_state.step)), retarget_lengths=retarget_lengths,
+                              layout=run.layout)
   if 'adversary' in result.states:
     base = run.banks['privacy']
     run.banks['adversary'] = Bank(arch=base.arch, task='privacy', role='trained_against',
@@ -149,7 +159,10 @@ def save_anonymizer(run) -> None:
   info = {'arch': run.anonymizer.arch, 'knobs': run.config.anonymizer.knobs.to_dict(),
           'num_persons': run.train.num_persons, 'num_joints': run.train.num_joints,
           'num_frames': run.train.num_frames, 'layout': run.train.layout,
-          'step': run.anonymizer.step}
+          'step': run.anonymizer.step,
+          'edges': run.layout.edges.tolist() if run.layout.name == 'custom' else None,
+          'retarget_lengths': (None if run.anonymizer.retarget_lengths is None
+                               else np.asarray(run.anonymizer.retarget_lengths).tolist())}
   if jax.process_index() == 0:
     with open(os.path.join(directory, 'anonymizer.json'), 'w') as f:
       json.dump(info, f, indent=2)
@@ -158,7 +171,8 @@ def save_anonymizer(run) -> None:
 def load_anonymizer(workdir: str, mesh=None):
   """(Anonymizer, info) of a workdir whose anonymize stage finished.
 
-  info holds arch, knobs, num_persons, num_joints, num_frames, layout and step; the variables are
+  info holds arch, knobs, num_persons, num_joints, num_frames, layout, edges (custom layouts),
+  retarget_lengths (None unless anonymizer.retarget_first) and step; the variables are
   replicated on `mesh` (default: all devices). Raises ConfigError when there is none.
   """
   from skeleton_anon.errors import ConfigError
@@ -178,7 +192,13 @@ def load_anonymizer(workdir: str, mesh=None):
   sharding = parallel.replicated(mesh)
   like = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), like)
   variables = ocp.StandardCheckpointer().restore(os.path.join(directory, 'variables'), like)
-  return Anonymizer(info['arch'], model, variables, int(info['step'])), info
+  layout = get_layout(info['layout'], edges=info.get('edges'), num_joints=info['num_joints'])
+  retarget_lengths = info.get('retarget_lengths')
+  if retarget_lengths is not None:
+    retarget_lengths = np.asarray(retarget_lengths, np.float32)
+  anonymizer = Anonymizer(info['arch'], model, variables, int(info['step']),
+                          retarget_lengths=retarget_lengths, layout=layout)
+  return anonymizer, info
 
 
 def _optional_stage(module_function: str):

@@ -168,3 +168,62 @@ def test_pipeline_evaluate_export_and_anonymize(tmp_path, make_skeletons):
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines()[-1].startswith('error: ')
   assert 'no trained anonymizer' in proc.stderr
+
+
+def _bone_length_spread(x, lengths, target):
+  """Median |bone length - target| over valid frames of present persons and all bones."""
+  from skeleton_anon.data.layouts import get_layout
+  from skeleton_anon.evaluate import baselines
+  layout = get_layout('ntu25')
+  mask = baselines.valid_mask(x, lengths)
+  bones = np.linalg.norm(baselines.bone_vectors(x[mask], layout), axis=-1)   # [K, V]
+  keep = np.arange(bones.shape[1]) != layout.root
+  return float(np.median(np.abs(bones - target)[:, keep]))
+
+
+@pytest.mark.slow
+def test_msg3d_input_with_retargeting_first(tmp_path, make_skeletons):
+  """An MS-G3D npy+pkl input, bones retargeted before the anonymizer: the export has the MS-G3D
+  pair too, the anonymized skeletons keep the training medians, the command applies the same."""
+  from skeleton_anon import anonymize
+  from skeleton_anon.data import formats
+  from skeleton_anon.evaluate import baselines
+  from skeleton_anon.train import pipeline
+
+  ds = _dataset(make_skeletons)
+  ds = SkeletonDataset(x=ds.x, lengths=ds.lengths, action=ds.action, subject=ds.subject,
+                       layout='ntu25')
+  npy = tmp_path / 'train_data_joint.npy'
+  formats.write_msg3d(ds, npy, tmp_path / 'train_label.pkl')
+  config = _config(npy)
+  config.data.privacy_target, config.data.split_rule = 'subject', 'random'
+  config.anonymizer.retarget_first = True
+  config.evaluate.holdout_seeds.action, config.evaluate.holdout_seeds.privacy = [], []
+  config.evaluate.retrained.action, config.evaluate.retrained.privacy = [], []
+  config.evaluate.noise_sigmas = [0.01]
+  workdir = str(tmp_path / 'run')
+  run = pipeline.run(config, workdir)
+
+  target = baselines.median_bone_lengths(run.train.x, run.train.lengths, run.layout)
+  np.testing.assert_allclose(run.anonymizer.retarget_lengths, target)
+  anon_test = run.anonymize(run.test.x, run.test.lengths)
+  # The anonymizer starts near identity and trains one short epoch, so bones stay close to the
+  # medians; the input's own bone lengths are random per sample and far from them.
+  spread_before = _bone_length_spread(run.test.x, run.test.lengths, target)
+  assert _bone_length_spread(anon_test, run.test.lengths, target) < 0.2 * spread_before
+  report = json.load(open(os.path.join(workdir, 'report.json')))
+  assert report['run']['retarget_first'] is True
+  assert '(bones retargeted first)' in open(os.path.join(workdir, 'report.md')).read()
+
+  export = os.path.join(workdir, 'export')
+  exported_test = formats.read_msg3d(os.path.join(export, 'val_data_joint.npy'),
+                                     os.path.join(export, 'val_label.pkl'))
+  np.testing.assert_allclose(exported_test.x, anon_test, atol=1e-6)
+  manifest = json.load(open(os.path.join(export, 'manifest.json')))
+  assert list(manifest['inputs']) == [str(npy), str(tmp_path / 'train_label.pkl')]
+
+  # The command reloads the stored medians and retargets before the network, as the run did.
+  out = tmp_path / 'anon.npy'
+  anonymize.anonymize_file(workdir, str(npy), str(out))
+  applied = np.load(out).transpose(0, 4, 2, 3, 1)
+  np.testing.assert_allclose(applied, run.anonymize(ds.x, ds.lengths), atol=1e-5)
