@@ -46,11 +46,46 @@ def flops_table(results) -> list[str]:
   lines = ['| measurement | GFLOP per step | achieved GFLOP/s | fraction of matmul rate |',
            '|---|---|---|---|']
   for r in results:
-    if r.get('gflop_per_s') is None:
+    if r.get('gflop_per_s') is None or r['name'] in MODEL_NAMES:  # those have their own table
       continue
     label = f"{r['name']} (batch {r['batch']}, T={r['frames']})" if r.get('frames') else r['name']
     lines.append(f"| {label} | {_fmt(r.get('gflop_per_step'))} | {_fmt(r.get('gflop_per_s'))} | "
                  f"{_fmt(r.get('fraction_of_matmul'))} |")
+  return lines
+
+
+MODEL_NAMES = ('model_forward', 'model_fwd_bwd')
+
+
+def _pair(forward, fwd_bwd, key: str, whole: bool = False) -> str:
+  """'forward / fwd+bwd' values of one column (`whole`: rounded to integers, e.g. MiB)."""
+  values = [r.get(key) if r else None for r in (forward, fwd_bwd)]
+  return ' / '.join(_fmt(round(v) if whole and v is not None else v) for v in values)
+
+
+def models_table(results) -> list[str]:
+  """One row per classifier (and size): eval forward and train forward+backward side by side."""
+  rows = {}
+  for r in results:
+    if r['name'] in MODEL_NAMES:
+      key = (r.get('model'), r.get('batch'), r.get('frames'), r.get('num_classes'),
+             r.get('num_persons'))
+      rows.setdefault(key, {})[r['name']] = r
+  if not rows:
+    return []
+  lines = ['| model | classes | persons | params | batch | T | forward samples/s | '
+           'fwd+bwd samples/s | GFLOP/step fwd / fwd+bwd | GFLOP/s fwd / fwd+bwd | '
+           'compile s fwd / fwd+bwd | peak RSS MiB fwd / fwd+bwd |',
+           '|---|---|---|---|---|---|---|---|---|---|---|---|']
+  for (model, batch, frames, classes, persons), pair in rows.items():
+    fwd, bwd = pair.get('model_forward'), pair.get('model_fwd_bwd')
+    params = next((r['params'] for r in (fwd, bwd) if r and r.get('params')), None)
+    lines.append(
+        f"| {model} | {_fmt(classes)} | {_fmt(persons)} | {_fmt(params)} | {batch} | {frames} | "
+        f"{_fmt(fwd.get('samples_per_s') if fwd else None)} | "
+        f"{_fmt(bwd.get('samples_per_s') if bwd else None)} | "
+        f"{_pair(fwd, bwd, 'gflop_per_step')} | {_pair(fwd, bwd, 'gflop_per_s')} | "
+        f"{_pair(fwd, bwd, 'compile_s')} | {_pair(fwd, bwd, 'peak_rss_mib', whole=True)} |")
   return lines
 
 
@@ -94,8 +129,8 @@ def data_table(results) -> list[str]:
 def render(results) -> str:
   errors = [f"- {r['name']}: {r['error']}" for r in results if r.get('error')]
   sections = [steps_table(results), flops_table(results), ensemble_table(results),
-              data_table(results)]
-  text = '\n\n'.join('\n'.join(s) for s in sections)
+              data_table(results), models_table(results)]
+  text = '\n\n'.join('\n'.join(s) for s in sections if s)
   if errors:
     text += '\n\nFailed measurements:\n' + '\n'.join(errors)
   return text + '\n'

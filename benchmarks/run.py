@@ -1,11 +1,13 @@
 """One command for every benchmark of issue 6, optionally side by side with the PyTorch reference.
 
-  python benchmarks/run.py [--quick] --json OUT.json [--reference_dir DIR]
+  python benchmarks/run.py [--quick] --json OUT.json [--reference_dir DIR] [--models NAME ...]
 
 Each training-step measurement runs in its own process (benchmarks/jax_steps.py, or
 benchmarks/reference_torch.py under the torch interpreter `--torch_python`), so its peak RSS is its
-own; compile time is reported apart from the step time (warm-up excluded, median of repeats). The
-data-preparation measurements run here. The output is a JSON list with one object per measurement
+own; so does each classifier's eval forward and train forward+backward (benchmarks/model_bench.py,
+named `model_forward` / `model_fwd_bwd`, with `model` and `params`). Compile time is reported apart
+from the step time (warm-up excluded, median of repeats). The data-preparation measurements run
+here. The output is a JSON list with one object per measurement
 (`name`, `samples_per_s`, `batch`, `frames`, `devices`, ...). Reference measurements are named
 `reference_<name>`, the straightforward per-sample baselines `<name>_naive`; our objects carry the
 ratios (`speedup_vs_reference`, `speedup_vs_naive`, `rss_fraction_of_reference`,
@@ -28,6 +30,7 @@ if REPO not in sys.path:
   sys.path.insert(0, REPO)
 
 from benchmarks import data_bench  # noqa: E402  (needs the repo on sys.path when run as a script)
+from benchmarks.model_bench import MODELS, MODES  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_TORCH_PYTHON = '/work/torchvenv/bin/python'
@@ -64,16 +67,19 @@ def run_json(command: list[str], timeout_s: float, name: str, env=None) -> dict:
   return result
 
 
-def ours(measure: str, timeout_s: float, xla_flags: str | None = None, **options) -> dict:
-  command = [sys.executable, os.path.join(HERE, 'jax_steps.py'), f'--measure={measure}']
+def ours(measure: str | None, timeout_s: float, xla_flags: str | None = None,
+         script: str = 'jax_steps.py', **options) -> dict:
+  """Runs one of our measurements in a fresh process: `script --measure=... --option=value`."""
+  command = [sys.executable, os.path.join(HERE, script)]
+  command += [f'--measure={measure}'] if measure else []
   command += [f'--{k}={v}' for k, v in options.items()]
   env = None
   if xla_flags is not None:
     env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {xla_flags}".strip())
-  result = run_json(command, timeout_s, measure, env=env)
+  result = run_json(command, timeout_s, measure or script, env=env)
   if xla_flags is not None:
     result['xla_flags'] = xla_flags
-  log(f'ours {measure} {options} {xla_flags or ""}: {_brief(result)}')
+  log(f'ours {measure or script} {options} {xla_flags or ""}: {_brief(result)}')
   return result
 
 
@@ -157,6 +163,23 @@ def step_benchmarks(args, plan) -> list[dict]:
   return results
 
 
+def model_benchmarks(args, plan) -> list[dict]:
+  """Each classifier's eval forward and train forward+backward, one process per measurement."""
+  results = []
+  batch, frames = plan['model_batch'], plan['model_frames']
+  models = args.models if args.models is not None else plan['models']
+  for model in models:
+    for mode in ('forward', 'fwd_bwd'):
+      result = ours(None, args.timeout_s, script='model_bench.py', model=model, mode=mode,
+                    batch=batch, frames=frames, warmup=1, repeats=plan['model_repeats'][mode])
+      # A failed process reports no name of its own: say which model and mode it was.
+      result.setdefault('model', model)
+      if result.get('error'):
+        result.update(name=MODES[mode], batch=batch, frames=frames)
+      results.append(result)
+  return results
+
+
 def data_benchmarks(args, plan, work_dir: str) -> list[dict]:
   """Parsing and pre_normalization: ours, the naive per-sample baseline, the reference."""
   log(f"data: writing {plan['num_files']} .skeleton files")
@@ -207,15 +230,22 @@ VARIANTS = [('min_step_xla_no_ynnpack', '--xla_cpu_experimental_ynn_fusion_type=
 
 
 def make_plan(quick: bool, variants: bool = False) -> dict:
-  """What to measure. Full: about 20 minutes on a quiet 2-core machine with the reference."""
+  """What to measure. Full: about 20 minutes on a quiet 2-core machine with the reference, plus
+  about 10 for the classifiers at the paper's size (batch 8, T=300; `--skip models` omits them).
+  """
   if quick:
     return {'steps': [('min_step', 2, 32)], 'ensemble': [], 'repeats': 2, 'long_repeats': 1,
-            'reference_long_repeats': 1, 'num_files': 16, 'workers': [1]}
+            'reference_long_repeats': 1, 'num_files': 16, 'workers': [1], 'model_batch': 2,
+            'model_frames': 32, 'model_repeats': {'forward': 2, 'fwd_bwd': 2},
+            'models': ['msg3d']}
   steps = [(m, 8, t) for t in (64, 300) for m in ('min_step', 'max_step', 'classifier_step')]
+  # At T=300 one MS-G3D forward+backward takes tens of seconds here: one timed repeat after the
+  # warm-up (which is a full step too) keeps the six models to about 10 minutes.
   return {'steps': steps, 'ensemble': ['ensemble_min_step_vmap', 'ensemble_min_step_loop'],
           'ensemble_batch': 8, 'ensemble_frames': 32, 'repeats': 2, 'long_repeats': 1,
           'reference_long_repeats': 1, 'num_files': 64, 'workers': [1, 2],
-          'variants': VARIANTS if variants else []}
+          'variants': VARIANTS if variants else [], 'model_batch': 8, 'model_frames': 300,
+          'model_repeats': {'forward': 3, 'fwd_bwd': 1}, 'models': list(MODELS)}
 
 
 def environment(args) -> dict:
@@ -267,8 +297,11 @@ def parse_args(argv=None):
   parser.add_argument('--work_dir', default=None, help='scratch folder (default: a temp dir)')
   parser.add_argument('--variants', action='store_true',
                       help='also time the min step under the alternative XLA settings tried')
-  parser.add_argument('--skip', nargs='*', default=[], choices=['steps', 'data'],
+  parser.add_argument('--skip', nargs='*', default=[], choices=['steps', 'data', 'models'],
                       help='leave out a group of measurements')
+  parser.add_argument('--models', nargs='*', default=None,
+                      help='classifiers whose forward and forward+backward are timed '
+                           '(default: all six; with --quick only msg3d)')
   return parser.parse_args(argv)
 
 
@@ -288,6 +321,8 @@ def main(argv=None):
       results += data_benchmarks(args, plan, work_dir)
     if 'steps' not in args.skip:
       results += step_benchmarks(args, plan)
+  if 'models' not in args.skip:
+    results += model_benchmarks(args, plan)
   add_matmul_fractions(results)
   env['total_wall_s'] = time.perf_counter() - start
   write_json_atomic(args.json, results)

@@ -3,6 +3,7 @@
 Kept outside tests/ (the package's suite) because they check the benchmarks, not the package.
 """
 
+import json
 import os
 
 import jax
@@ -10,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from benchmarks import naive_data, ntu_files, profile_step, report
+from benchmarks import model_bench, naive_data, ntu_files, profile_step, report, run
 from skeleton_anon.data import ntu, preprocess
 
 
@@ -84,3 +85,50 @@ def test_reference_script_is_not_importing_the_package():
   with open(os.path.join(os.path.dirname(__file__), 'reference_torch.py')) as f:
     imports = [line for line in f if line.lstrip().startswith(('import ', 'from '))]
   assert imports and not any('skeleton_anon' in line or 'benchmarks' in line for line in imports)
+
+
+# A one-block ST-GCN (it has dropout and BatchNorm): compiles in seconds, unlike the paper's sizes.
+TINY_STGCN = {'base_channels': 8, 'blocks_per_stage': [1]}
+
+
+def test_model_fwd_bwd_returns_loss_grads_and_batch_stats():
+  fn, args, advance, params = model_bench.subject('stgcn', 'fwd_bwd', batch=2, frames=8,
+                                                  knobs=TINY_STGCN)
+  loss, grads, updates = fn(*args)
+  assert np.isfinite(float(loss)) and advance(None, args) is args
+  assert jax.tree.structure(grads) == jax.tree.structure(args[0]['params'])
+  assert sum(int(np.size(g)) for g in jax.tree.leaves(grads)) == params
+  assert any(float(jnp.abs(g).max()) > 0 for g in jax.tree.leaves(grads))
+  assert jax.tree.structure(updates['batch_stats']) == jax.tree.structure(
+      args[0]['batch_stats'])
+
+
+def test_model_forward_runs_in_its_own_process_and_reports():
+  result = run.ours(None, 300, script='model_bench.py', model='stgcn', mode='forward', batch=2,
+                    frames=8, warmup=1, repeats=2, knobs=json.dumps(TINY_STGCN))
+  assert not result.get('error'), result
+  assert result['name'] == 'model_forward' and result['model'] == 'stgcn'
+  assert result['batch'] == 2 and result['frames'] == 8 and len(result['step_s_all']) == 2
+  assert result['params'] > 0 and result['devices'] >= 1 and result['peak_rss_mib'] > 0
+  assert result['samples_per_s'] > 0 and result['compile_s'] > 0
+  assert result['gflop_per_step'] > 0 and result['gflop_per_s'] > 0
+
+
+def test_run_plans_time_every_model_and_report_renders_them():
+  assert run.parse_args(['--json', 'x.json']).models is None        # the plan's choice
+  assert run.make_plan(quick=False)['models'] == list(model_bench.MODELS)
+  assert run.make_plan(quick=True)['models'] == ['msg3d']
+  assert run.make_plan(quick=False)['model_frames'] == 300
+  assert run.make_plan(quick=True)['model_frames'] < 300
+  common = {'model': 'msg3d', 'batch': 8, 'frames': 300, 'num_classes': 60, 'num_persons': 2,
+            'params': 3194595}
+  results = [
+      dict(common, name='model_forward', samples_per_s=1.5, gflop_per_step=500.0,
+           gflop_per_s=90.0, compile_s=12.0, peak_rss_mib=2000.0),
+      dict(common, name='model_fwd_bwd', samples_per_s=0.25, gflop_per_step=1500.0,
+           gflop_per_s=45.0, compile_s=40.0, peak_rss_mib=11000.4),
+  ]
+  text = report.render(results)
+  assert ('| msg3d | 60 | 2 | 3194595 | 8 | 300 | 1.5 | 0.25 | 500 / 1.5e+03 | 90 / 45 | '
+          '12 / 40 | 2000 / 11000 |') in text
+  assert 'model_forward (batch' not in text  # not repeated in the generic FLOP table
