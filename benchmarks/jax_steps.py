@@ -100,7 +100,8 @@ def sgd(lr: float):
   return state_lib.sgd(lr, 1, weight_decay=WEIGHT_DECAY)
 
 
-def min_step_subject(batch: dict, num_action: int = 1, num_privacy: int = 1):
+def min_step_subject(batch: dict, num_action: int = 1, num_privacy: int = 1,
+                     bank_form: str = 'vmap'):
   """(jitted step, its arguments, output -> next arguments) for the package's min step."""
   anon, action_model, privacy_model = anonymizer(), classifier(ACTION_CLASSES), classifier(
       PRIVACY_CLASSES)
@@ -109,7 +110,8 @@ def min_step_subject(batch: dict, num_action: int = 1, num_privacy: int = 1):
   action_vars = bank_variables(action_model, range(1, 1 + num_action), batch['x'])
   privacy_vars = bank_variables(privacy_model, range(100, 100 + num_privacy), batch['x'])
   weights = steps.LOSS_FORMS['recon_first'](ALPHA, BETA)
-  fn = steps.jit_step(steps.min_step, anon, action_model, privacy_model, tx, weights)
+  fn = steps.jit_step(functools.partial(steps.min_step, bank_form=bank_form), anon, action_model,
+                      privacy_model, tx, weights)
   args = (anon_state, action_vars, privacy_vars, batch)
   return fn, args, lambda out, a: (out[0],) + a[1:]
 
@@ -172,6 +174,8 @@ SUBJECTS = {
     'classifier_step': classifier_step_subject,
     'ensemble_min_step_vmap': functools.partial(min_step_subject, num_action=3, num_privacy=3),
     'ensemble_min_step_loop': loop_min_step_subject,
+    'ensemble_min_step_map': functools.partial(min_step_subject, num_action=3, num_privacy=3,
+                                               bank_form='map'),
 }
 
 

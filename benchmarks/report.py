@@ -92,14 +92,15 @@ def models_table(results) -> list[str]:
 def ensemble_table(results) -> list[str]:
   lines = ['| 3a3p ensemble min step | batch | T | samples/s | compile s | peak RSS MiB |',
            '|---|---|---|---|---|---|']
-  for name in ('ensemble_min_step_vmap', 'ensemble_min_step_loop'):
+  for name in ('ensemble_min_step_vmap', 'ensemble_min_step_map', 'ensemble_min_step_loop'):
     r = _find(results, name)
     if r:
       lines.append(f"| {name} | {r['batch']} | {r['frames']} | {_fmt(r.get('samples_per_s'))} | "
                    f"{_fmt(r.get('compile_s'))} | {_fmt(r.get('peak_rss_mib'), 5)} |")
-  vmap = _find(results, 'ensemble_min_step_vmap')
-  if vmap and vmap.get('speedup_vs_loop'):
-    lines.append(f"\nvmap / loop: **{vmap['speedup_vs_loop']:.2f}x**")
+  for form in ('vmap', 'map'):
+    r = _find(results, f'ensemble_min_step_{form}')
+    if r and r.get('speedup_vs_loop'):
+      lines.append(f"\n{form} / loop: **{r['speedup_vs_loop']:.2f}x**")
   return lines
 
 

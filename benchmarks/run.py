@@ -156,10 +156,11 @@ def step_benchmarks(args, plan) -> list[dict]:
     variant['name'] = name
     results.append(variant)
   by_name = {r['name']: r for r in results if r['name'].startswith('ensemble')}
-  if len(by_name) == 2:
-    by_name['ensemble_min_step_vmap']['speedup_vs_loop'] = _ratio(
-        by_name['ensemble_min_step_vmap'].get('samples_per_s'),
-        by_name['ensemble_min_step_loop'].get('samples_per_s'))
+  loop = by_name.get('ensemble_min_step_loop')
+  for form in ('vmap', 'map'):
+    if loop and f'ensemble_min_step_{form}' in by_name:
+      by_name[f'ensemble_min_step_{form}']['speedup_vs_loop'] = _ratio(
+          by_name[f'ensemble_min_step_{form}'].get('samples_per_s'), loop.get('samples_per_s'))
   return results
 
 
@@ -241,7 +242,8 @@ def make_plan(quick: bool, variants: bool = False) -> dict:
   steps = [(m, 8, t) for t in (64, 300) for m in ('min_step', 'max_step', 'classifier_step')]
   # At T=300 one MS-G3D forward+backward takes tens of seconds here: one timed repeat after the
   # warm-up (which is a full step too) keeps the six models to about 10 minutes.
-  return {'steps': steps, 'ensemble': ['ensemble_min_step_vmap', 'ensemble_min_step_loop'],
+  ensemble = ['ensemble_min_step_vmap', 'ensemble_min_step_map', 'ensemble_min_step_loop']
+  return {'steps': steps, 'ensemble': ensemble,
           'ensemble_batch': 8, 'ensemble_frames': 32, 'repeats': 2, 'long_repeats': 1,
           'reference_long_repeats': 1, 'num_files': 64, 'workers': [1, 2],
           'variants': VARIANTS if variants else [], 'model_batch': 8, 'model_frames': 300,

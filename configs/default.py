@@ -43,6 +43,11 @@ def get_config():
   c.classifiers.privacy = ml_collections.ConfigDict(dict(arch='msg3d_nog3d',
                                                          seeds=[100, 101, 102]))
   c.model_knobs = ml_collections.ConfigDict()
+  # How the classifiers of a bank run inside one jitted step: 'vmap' (all at once, batched),
+  # 'map' (one after another, jax.lax.map: less memory; faster for full-size models on CPU, see
+  # BENCHMARKS.md) or 'auto' (map on CPU for members of >= 500k parameters, else vmap).
+  # Same results either way, up to float rounding.
+  c.bank_form = 'auto'
 
   # ---- classifier pretraining (reference code's ETRI settings).
   c.pretrain = ml_collections.ConfigDict()

@@ -123,15 +123,12 @@ def _plain(section) -> Any:
 def _pretrain_checkpoints(config) -> dict[str, tuple]:
   """Checkpoint directory name -> the bank specs trained into it by the pretrain stage.
 
-  The engine trains banks of one task and architecture together in one directory (named after
-  the first) when it groups them (train.stages._training_groups), else each bank on its own.
+  The engine trains banks of one task and architecture together in one directory, named after
+  the first (train.stages.training_groups).
   """
   from skeleton_anon.train import stages
-  specs = stages.bank_specs(config)
-  grouping = getattr(stages, '_training_groups', None)
-  if grouping is None:
-    return {spec[0]: (spec,) for spec in specs}
-  return {name: tuple(members) for name, _, _, members in grouping(specs)}
+  groups = stages.training_groups(stages.bank_specs(config))
+  return {name: tuple(members) for name, _, _, members in groups}
 
 
 def shareable_stages(source, target) -> list[str]:

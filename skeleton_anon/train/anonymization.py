@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from typing import Sequence
 
 import flax.linen as nn
@@ -40,7 +42,7 @@ def pretrain_reconstruction(model: nn.Module, variables: dict, arrays: dict, tra
 def train_anonymizer(anon_model: nn.Module, anon_variables: dict, action_bank: Bank,
                      privacy_bank: Bank, arrays: dict, cfg, *, mesh: Mesh, checkpoint_dir: str,
                      seed: int, frozen: Sequence[str] = (), writer=None,
-                     stop_after_steps: int = 0) -> LoopResult:
+                     stop_after_steps: int = 0, bank_form: str = 'vmap') -> LoopResult:
   """Trains the anonymizer f on arrays {'x', 'lengths', 'action', 'privacy'}.
 
   cfg (config.anonymize): algorithm, epochs, batch_size, lr, weight_decay, milestones, alpha, beta,
@@ -49,7 +51,7 @@ def train_anonymizer(anon_model: nn.Module, anon_variables: dict, action_bank: B
   'adversarial' starts the adversary from `privacy_bank` (usually one member) and alternates k min
   steps with one max step on the same batch stream. `frozen` names anonymizer parameter subtrees
   that never move (the auto-encoder's 'encoder'). Result states: 'anonymizer' and, when
-  adversarial, 'adversary'.
+  adversarial, 'adversary'. `bank_form`: how bank members run in a step (steps.BANK_FORMS).
   """
   algorithm = cfg.algorithm
   if algorithm not in ALGORITHMS:
@@ -65,15 +67,16 @@ def train_anonymizer(anon_model: nn.Module, anon_variables: dict, action_bank: B
     tx = state_lib.freeze_subtrees(tx, anon_variables['params'], frozen)
   states = {'anonymizer': state_lib.init_state(anon_variables, tx)}
   action_vars = parallel.replicate(action_bank.variables, mesh)
-  min_fn = steps.jit_step(steps.min_step, anon_model, action_bank.model, privacy_bank.model, tx,
-                          weights)
+  min_fn = steps.jit_step(functools.partial(steps.min_step, bank_form=bank_form), anon_model,
+                          action_bank.model, privacy_bank.model, tx, weights)
 
   if algorithm == 'adversarial':
     adv_cfg = dict(optimizer='sgd', lr=cfg.privacy_lr, weight_decay=cfg.privacy_weight_decay,
                    milestones=tuple(cfg.privacy_milestones))
     adv_tx = state_lib.build_optimizer(_Section(adv_cfg), spe)
     states['adversary'] = state_lib.init_bank_state(privacy_bank.variables, adv_tx)
-    max_fn = steps.jit_step(steps.max_step, anon_model, privacy_bank.model, adv_tx)
+    max_fn = steps.jit_step(functools.partial(steps.max_step, bank_form=bank_form), anon_model,
+                            privacy_bank.model, adv_tx)
     k = int(cfg.k)
     if k < 1:
       raise ConfigError(f'anonymize.k must be >= 1, got {k}')

@@ -21,7 +21,8 @@ from skeleton_anon.data.dataset import SkeletonDataset
 from skeleton_anon.data.layouts import Layout
 from skeleton_anon.evaluate import baselines
 from skeleton_anon.models import build_classifier
-from skeleton_anon.train import parallel, pretrain, stages
+from skeleton_anon.errors import ConfigError
+from skeleton_anon.train import parallel, pretrain, stages, steps
 from skeleton_anon.train.checkpoint import has_checkpoint
 from skeleton_anon.train.data_setup import prepare_data
 from skeleton_anon.train.pretrain import Bank
@@ -106,6 +107,13 @@ class Run:
   def checkpoint_dir(self, name: str) -> str:
     return f'{self.workdir}/checkpoints/{name}'
 
+  def bank_form(self, *banks_variables: dict) -> str:
+    """How members of these banks run inside a step (config.bank_form; see steps.BANK_FORMS)."""
+    try:
+      return steps.resolve_bank_form(str(self.config.get('bank_form', 'auto')), *banks_variables)
+    except ValueError as e:
+      raise ConfigError(f'bank_form: {e}') from None
+
   def stage_seed(self, name: str) -> int:
     """A seed for stage `name` derived from config.seed (stable across runs and processes)."""
     return (int(self.config.seed) * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
@@ -144,7 +152,8 @@ class Run:
     result = pretrain.train_bank_variables(
         model, variables, arrays, self.config.pretrain[task], mesh=self.mesh,
         checkpoint_dir=directory, seed=self.stage_seed(name), name=name,
-        writer=self.writer, stop_after_steps=int(self.config.debug.stop_after_steps))
+        writer=self.writer, stop_after_steps=int(self.config.debug.stop_after_steps),
+        bank_form=self.bank_form(variables))
     stages.raise_if_stopped(result, name)
     self.history[name] = result.history
     return Bank(arch=arch, task=task, role=role, model=model,
@@ -155,7 +164,8 @@ class Run:
     """Eval-mode logits [S, N, K] of every member of `bank` on x [N, M, T, V, C]."""
     return pretrain.predict_logits(bank.model, bank.variables, np.asarray(x, np.float32),
                                    np.asarray(lengths, np.int32), mesh=self.mesh,
-                                   batch_size=int(self.config.evaluate.batch_size))
+                                   batch_size=int(self.config.evaluate.batch_size),
+                                   bank_form=self.bank_form(bank.variables))
 
   def anonymize(self, x, lengths) -> np.ndarray:
     """The trained anonymizer applied to x (retargeting first when configured), float32."""

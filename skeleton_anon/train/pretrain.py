@@ -7,6 +7,7 @@ alone, so the same seed gives the same starting network whichever bank it sits i
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Sequence
 
 import flax.linen as nn
@@ -66,7 +67,7 @@ def init_bank(model: nn.Module, seeds: Sequence[int], example_x: np.ndarray, *,
 
 def train_bank_variables(model: nn.Module, variables: dict, arrays: dict, train_cfg, *,
                          mesh: Mesh, checkpoint_dir: str, seed: int, name: str, writer=None,
-                         stop_after_steps: int = 0) -> LoopResult:
+                         stop_after_steps: int = 0, bank_form: str = 'vmap') -> LoopResult:
   """Trains a bank on arrays {'x', 'lengths', 'label'} with train_cfg (epochs, batch_size, lr,
   weight_decay, milestones, ...). Resumes from `checkpoint_dir` (then `variables` may be abstract,
   see init_bank); returns the loop result whose states['bank'] is the final NetState (leading seed
@@ -79,7 +80,7 @@ def train_bank_variables(model: nn.Module, variables: dict, arrays: dict, train_
     bank_state = jax.eval_shape(lambda v: state_lib.init_bank_state(v, tx), variables)
   else:
     bank_state = parallel.replicate(state_lib.init_bank_state(variables, tx), mesh)
-  step = steps.jit_step(steps.bank_train_step, model, tx)
+  step = steps.jit_step(functools.partial(steps.bank_train_step, bank_form=bank_form), model, tx)
 
   def step_fn(states, indices, rng, _):
     batch = parallel.gather_batch(arrays, indices, iterator.batch_size, mesh)
@@ -92,7 +93,7 @@ def train_bank_variables(model: nn.Module, variables: dict, arrays: dict, train_
                     checkpoint_every=train_cfg.get('checkpoint_every', 0))
 
 
-_bank_logits = jax.jit(steps.bank_logits, static_argnums=0)
+_bank_logits = jax.jit(steps.bank_logits, static_argnums=(0, 3))
 _anonymize = jax.jit(steps.anonymize_batch, static_argnums=0)
 
 
@@ -104,13 +105,13 @@ def _fetch(array: jax.Array) -> np.ndarray:
 
 
 def predict_logits(model: nn.Module, variables: dict, x: np.ndarray, lengths: np.ndarray, *,
-                   mesh: Mesh, batch_size: int = 64) -> np.ndarray:
+                   mesh: Mesh, batch_size: int = 64, bank_form: str = 'vmap') -> np.ndarray:
   """Eval-mode logits [S, N, K] of a bank over all of x [N, M, T, V, C], batched and sharded."""
   variables = parallel.replicate(variables, mesh)
   out = []
   for idx in data_iter.sequential_batches(len(x), batch_size):
     batch = parallel.gather_batch({'x': x}, idx, batch_size, mesh)
-    out.append(_fetch(_bank_logits(model, variables, batch['x']))[:, :len(idx)])
+    out.append(_fetch(_bank_logits(model, variables, batch['x'], bank_form))[:, :len(idx)])
   return np.concatenate(out, axis=1)
 
 

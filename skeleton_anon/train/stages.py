@@ -42,7 +42,7 @@ def bank_specs(config) -> list[tuple[str, str, str, str, tuple[int, ...]]]:
   return specs
 
 
-def _training_groups(specs):
+def training_groups(specs):
   """Banks of one task and architecture are trained as one vmapped bank (one compile, one pass
   over the data per step); returns [(group name, task, arch, [spec, ...])]."""
   groups = {}
@@ -70,7 +70,7 @@ def pretrain_stage(run) -> None:
   training a holdout seed inside the same vmapped call as the trained-against seeds changes
   nothing about it except cost; the anonymizer only ever sees the trained-against slice.
   """
-  for group, task, arch, specs in _training_groups(bank_specs(run.config)):
+  for group, task, arch, specs in training_groups(bank_specs(run.config)):
     marker = f'bank_{group}'
     if run.markers.done(marker):
       logging.info('pretrain %s: finished earlier, skipped (reloading its checkpoint)', group)
@@ -132,7 +132,8 @@ def anonymize_stage(run) -> None:
       model, variables, run.banks['action'], run.banks['privacy'], arrays, cfg.anonymize,
       mesh=run.mesh, checkpoint_dir=run.checkpoint_dir('anonymize'),
       seed=run.stage_seed('anonymize'), frozen=frozen, writer=run.writer,
-      stop_after_steps=stop_after)
+      stop_after_steps=stop_after,
+      bank_form=run.bank_form(run.banks['action'].variables, run.banks['privacy'].variables))
   raise_if_stopped(result, 'anonymize')
   run.history['anonymize'] = result.history
   anon_state = result.states['anonymizer']

@@ -7,9 +7,9 @@ sharded on the batch axis: 'x' [N, M, T, V, C], 'lengths' [N], 'weight' [N] (0 m
 integer labels ('label', or 'action' and 'privacy' for the anonymizer steps).
 
 Classifier banks: S classifiers of one architecture are stored with a leading axis S on every leaf of
-their variables (and NetState) and evaluated or trained together with `jax.vmap`; the ensemble step
-of Eq. 3 is one call over a bank of N action and a bank of M privacy classifiers, and Eq. 2 is the
-case N = M = 1.
+their variables (and NetState) and evaluated or trained together in one jitted step; the ensemble
+step of Eq. 3 is one call over a bank of N action and a bank of M privacy classifiers, and Eq. 2 is
+the case N = M = 1. `bank_form` says how the members run inside that step (see BANK_FORMS).
 """
 
 from __future__ import annotations
@@ -34,6 +34,44 @@ LOSS_FORMS = {
 }
 
 
+# How a bank's S members run inside a step. 'vmap': all at once, as one batched program (every
+# matmul gets S weight matrices; fills hardware that one small classifier leaves idle). 'map': one
+# after another with jax.lax.map (the same compiled body S times, and only one member's
+# activations alive at a time). Both give the same numbers up to float rounding. Measured on a
+# 2-core CPU (BENCHMARKS.md): for full-size MS-G3D banks 'map' is faster and needs less memory,
+# for tiny classifiers (the demo's) 'vmap' is faster.
+BANK_FORMS = ('vmap', 'map')
+# 'auto' maps banks whose members have at least this many parameters on CPU.
+AUTO_MAP_MIN_PARAMS = 500_000
+
+
+def over_members(fn: Callable, member_args, form: str = 'vmap'):
+  """fn(member) for every member of `member_args` (a pytree with leading axis S), stacked."""
+  if form == 'vmap':
+    return jax.vmap(fn)(member_args)
+  if form == 'map':
+    return jax.lax.map(fn, member_args)
+  raise ValueError(f'unknown bank form {form!r}; use one of {BANK_FORMS}')
+
+
+def resolve_bank_form(form: str, *banks_variables: dict) -> str:
+  """The form to use for these banks (variables with a leading seed axis).
+
+  'auto' gives 'map' on CPU when the largest member has AUTO_MAP_MIN_PARAMS parameters or more,
+  else 'vmap' (accelerators always: not measured there, and vmap is what fills them). Other
+  values are checked and returned.
+  """
+  if form == 'auto':
+    if jax.default_backend() != 'cpu':
+      return 'vmap'
+    member_params = max((sum(leaf.size // leaf.shape[0] for leaf in jax.tree.leaves(v['params']))
+                         for v in banks_variables), default=0)
+    return 'map' if member_params >= AUTO_MAP_MIN_PARAMS else 'vmap'
+  if form not in BANK_FORMS:
+    raise ValueError(f'unknown bank form {form!r}; use auto or one of {BANK_FORMS}')
+  return form
+
+
 def jit_step(fn: Callable, *static, donate_argnums=(0,)):
   """jax.jit of `fn` with its leading static arguments (models, optimisers, constants) bound."""
   return jax.jit(functools.partial(fn, *static), donate_argnums=donate_argnums)
@@ -47,9 +85,10 @@ def classifier_logits(model: nn.Module, variables: dict, x: jnp.ndarray) -> jnp.
   return model.apply(variables, x, train=False)
 
 
-def bank_logits(model: nn.Module, variables: dict, x: jnp.ndarray) -> jnp.ndarray:
+def bank_logits(model: nn.Module, variables: dict, x: jnp.ndarray,
+                bank_form: str = 'vmap') -> jnp.ndarray:
   """Eval-mode logits [S, N, K] of a bank whose variables carry a leading seed axis S."""
-  return jax.vmap(lambda v: classifier_logits(model, v, x))(variables)
+  return over_members(lambda v: classifier_logits(model, v, x), variables, bank_form)
 
 
 def _train_one(model: nn.Module, tx: optax.GradientTransformation, state: NetState,
@@ -69,7 +108,7 @@ def _train_one(model: nn.Module, tx: optax.GradientTransformation, state: NetSta
 
 
 def bank_train_step(model: nn.Module, tx: optax.GradientTransformation, state: NetState,
-                    batch: dict, rng: jax.Array):
+                    batch: dict, rng: jax.Array, *, bank_form: str = 'vmap'):
   """One step for every classifier of a bank (leading seed axis S) on batch['label'].
 
   Each member gets its own dropout key; all see the same batch. Returns (state, metrics) with
@@ -77,14 +116,18 @@ def bank_train_step(model: nn.Module, tx: optax.GradientTransformation, state: N
   """
   num_seeds = jax.tree.leaves(state.params)[0].shape[0]
   rngs = jax.random.split(rng, num_seeds)
-  train = functools.partial(_train_one, model, tx)
-  return jax.vmap(train, in_axes=(0, None, None, None, 0))(
-      state, batch['x'], batch['label'], batch['weight'], rngs)
+
+  def train(member):
+    member_state, member_rng = member
+    return _train_one(model, tx, member_state, batch['x'], batch['label'], batch['weight'],
+                      member_rng)
+
+  return over_members(train, (state, rngs), bank_form)
 
 
-def bank_eval_step(model: nn.Module, variables: dict, batch: dict):
+def bank_eval_step(model: nn.Module, variables: dict, batch: dict, bank_form: str = 'vmap'):
   """Sums over the batch for a bank: weighted top-1 and top-5 hits [S] and the weight total."""
-  logits = bank_logits(model, variables, batch['x'])
+  logits = bank_logits(model, variables, batch['x'], bank_form)
   w = batch['weight']
   top1 = jnp.sum(jax.vmap(lambda l: losses.topk_correct(l, batch['label'], 1))(logits) * w, -1)
   top5 = jnp.sum(jax.vmap(lambda l: losses.topk_correct(l, batch['label'], 5))(logits) * w, -1)
@@ -103,7 +146,7 @@ def _anon_variables(state: NetState, params=None) -> dict:
 
 def anonymizer_loss(anon_model: nn.Module, action_model: nn.Module, privacy_model: nn.Module,
                     weights: tuple, anon_variables: dict, action_variables: dict,
-                    privacy_variables: dict, batch: dict):
+                    privacy_variables: dict, batch: dict, bank_form: str = 'vmap'):
   """Eq. 3 (Eq. 2 when both banks hold one classifier) and its parts.
 
   loss = w_ce * sum_i CE(y, h_i(f(x))) - w_H * sum_j H(g_j(f(x))) + w_rec * MSE(x, f(x)), the sums
@@ -119,8 +162,10 @@ def anonymizer_loss(anon_model: nn.Module, action_model: nn.Module, privacy_mode
   x, lengths, w = batch['x'], batch['lengths'], batch['weight']
   w_ce, w_ent, w_rec = weights
   x_anon = anon_model.apply(anon_variables, x, lengths)
-  action_logits = bank_logits(action_model, jax.lax.stop_gradient(action_variables), x_anon)
-  privacy_logits = bank_logits(privacy_model, jax.lax.stop_gradient(privacy_variables), x_anon)
+  action_logits = bank_logits(action_model, jax.lax.stop_gradient(action_variables), x_anon,
+                              bank_form)
+  privacy_logits = bank_logits(privacy_model, jax.lax.stop_gradient(privacy_variables), x_anon,
+                               bank_form)
   ce = jnp.sum(jax.vmap(lambda l: losses.cross_entropy(l, batch['action'], w))(action_logits))
   ent = jnp.sum(jax.vmap(lambda l: losses.entropy(l, w))(privacy_logits))
   rec = losses.reconstruction_mse(x_anon, x, lengths, w)
@@ -137,7 +182,8 @@ def anonymizer_loss(anon_model: nn.Module, action_model: nn.Module, privacy_mode
 
 def min_step(anon_model: nn.Module, action_model: nn.Module, privacy_model: nn.Module,
              tx: optax.GradientTransformation, weights: tuple, anon_state: NetState,
-             action_variables: dict, privacy_variables: dict, batch: dict):
+             action_variables: dict, privacy_variables: dict, batch: dict, *,
+             bank_form: str = 'vmap'):
   """One anonymizer update on Eq. 3 (ensemble) or Eq. 2 (adversarial, one privacy classifier).
 
   `weights` = LOSS_FORMS[form](alpha, beta). Returns (anon_state, metrics).
@@ -145,7 +191,7 @@ def min_step(anon_model: nn.Module, action_model: nn.Module, privacy_model: nn.M
   def loss_fn(params):
     return anonymizer_loss(anon_model, action_model, privacy_model, weights,
                            _anon_variables(anon_state, params), action_variables,
-                           privacy_variables, batch)
+                           privacy_variables, batch, bank_form)
 
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(anon_state.params)
   deltas, opt_state = tx.update(grads, anon_state.opt_state, anon_state.params)
@@ -155,14 +201,15 @@ def min_step(anon_model: nn.Module, action_model: nn.Module, privacy_model: nn.M
 
 
 def max_step(anon_model: nn.Module, privacy_model: nn.Module, tx: optax.GradientTransformation,
-             privacy_state: NetState, anon_variables: dict, batch: dict, rng: jax.Array):
+             privacy_state: NetState, anon_variables: dict, batch: dict, rng: jax.Array, *,
+             bank_form: str = 'vmap'):
   """The adversary's update: privacy classifiers trained with CE on f(x), the anonymizer frozen.
 
   Updates the adversaries' params and BatchNorm statistics (train mode). Returns (state, metrics).
   """
   x_anon = jax.lax.stop_gradient(anon_model.apply(anon_variables, batch['x'], batch['lengths']))
   adv_batch = {'x': x_anon, 'label': batch['privacy'], 'weight': batch['weight']}
-  return bank_train_step(privacy_model, tx, privacy_state, adv_batch, rng)
+  return bank_train_step(privacy_model, tx, privacy_state, adv_batch, rng, bank_form=bank_form)
 
 
 def reconstruction_step(anon_model: nn.Module, tx: optax.GradientTransformation,

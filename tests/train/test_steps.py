@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pytest
 
 from helpers import random_arrays, tiny_anonymizer, tiny_bank
 from skeleton_anon.train import losses, state as state_lib, steps
@@ -17,7 +18,8 @@ def _batch(arrays):
           'weight': jnp.ones(len(arrays['x']))}
 
 
-def test_vmapped_ensemble_min_step_equals_a_loop_over_classifiers():
+@pytest.mark.parametrize('bank_form', steps.BANK_FORMS)
+def test_ensemble_min_step_equals_a_loop_over_classifiers(bank_form):
   arrays = random_arrays(8)
   batch = _batch(arrays)
   action = tiny_bank(3, [0, 1, 2], arrays['x'])
@@ -42,13 +44,36 @@ def test_vmapped_ensemble_min_step_equals_a_loop_over_classifiers():
   expected = optax.apply_updates(anon_vars['params'], updates)
 
   step = jax.jit(functools.partial(steps.min_step, anon_model, action.model, privacy.model, tx,
-                                   steps.LOSS_FORMS['paper'](ALPHA, BETA)))
+                                   steps.LOSS_FORMS['paper'](ALPHA, BETA), bank_form=bank_form))
   new_state, metrics = step(state_lib.init_state(anon_vars, tx), action.variables,
                             privacy.variables, batch)
   np.testing.assert_allclose(metrics['loss'], loss_ref, rtol=1e-5)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
                new_state.params, expected)
   assert int(new_state.step) == 1
+
+
+def test_bank_train_step_is_the_same_as_map_or_vmap():
+  arrays = random_arrays(8)
+  batch = {'x': jnp.asarray(arrays['x']), 'label': jnp.asarray(arrays['action']),
+           'weight': jnp.ones(8)}
+  bank = tiny_bank(3, [0, 1, 2], arrays['x'])
+  tx = state_lib.sgd(0.1, 4)
+  state = state_lib.init_bank_state(bank.variables, tx)
+  results = [jax.jit(functools.partial(steps.bank_train_step, bank.model, tx, bank_form=form))(
+      state, batch, jax.random.key(3)) for form in steps.BANK_FORMS]
+  (vmapped, vm_metrics), (mapped, map_metrics) = results
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6),
+               (vmapped.params, vmapped.batch_stats, vm_metrics),
+               (mapped.params, mapped.batch_stats, map_metrics))
+  # Members differ (own init and dropout key), so the comparison is not of three equal copies.
+  assert not np.allclose(vm_metrics['loss'][0], vm_metrics['loss'][1])
+  # The tests run on CPU: tiny members stay vmapped, full-size ones are mapped.
+  assert steps.resolve_bank_form('auto', bank.variables) == 'vmap'
+  big = {'params': {'w': jnp.zeros((3, 1000, 600))}}
+  assert steps.resolve_bank_form('auto', bank.variables, big) == 'map'
+  with pytest.raises(ValueError, match='bank form'):
+    steps.resolve_bank_form('loop')
 
 
 def test_max_step_updates_adversary_params_and_batch_stats_only():
