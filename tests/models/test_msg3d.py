@@ -8,6 +8,7 @@ import pytest
 from skeleton_anon.data.layouts import custom_layout, get_layout
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import build_classifier, count_params
+from skeleton_anon.models.layers import graph_aggregate
 from skeleton_anon.models.msg3d_blocks import (bone_adjacency, k_hop_matrix,
                                                multiscale_adjacency, unfold_windows,
                                                window_graph)
@@ -136,3 +137,22 @@ def test_bad_knobs_are_config_errors_and_modules_hash():
                             windows=[3, 5, 7], tcn_dilations=[1, 2])
   hash(module)   # static attributes only: the module can be a static jit argument
   assert module.window_dilations == (1, 1, 1)
+
+
+@pytest.mark.parametrize('joints,channels', [(6, 3), (6, 12)])  # one GEMM; batched per frame
+def test_multiscale_aggregation_and_its_gradients_match_the_einsum(joints, channels):
+  """Both computations `graph_aggregate` chooses between give MS-G3D's [B, T, V, S*C]."""
+  rng = np.random.RandomState(0)
+  a = rng.normal(size=(3, 4, joints)).astype(np.float32)       # [S, V_out, V_in], not square
+  x = rng.normal(size=(2, 5, joints, channels)).astype(np.float32)
+  cotangent = rng.normal(size=(2, 5, 4, 3 * channels))
+  out, vjp = jax.vjp(graph_aggregate, jnp.asarray(a), jnp.asarray(x))
+  a64, x64 = a.astype(np.float64), x.astype(np.float64)
+  expected = np.einsum('svu,btuc->btvsc', a64, x64).reshape(2, 5, 4, 3 * channels)
+  np.testing.assert_allclose(np.asarray(out), expected, rtol=1e-5, atol=1e-5)
+  grad_a, grad_x = vjp(jnp.asarray(cotangent, jnp.float32))
+  per_scale = cotangent.reshape(2, 5, 4, 3, channels)
+  np.testing.assert_allclose(np.asarray(grad_a), np.einsum('btvsc,btuc->svu', per_scale, x64),
+                             rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(np.asarray(grad_x), np.einsum('svu,btvsc->btuc', a64, per_scale),
+                             rtol=1e-4, atol=1e-4)
