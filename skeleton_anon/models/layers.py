@@ -155,24 +155,11 @@ def graph_aggregate(a: jax.Array, x: jax.Array) -> jax.Array:
   """Sum over neighbours: out[b, t, v, c] = sum_u a[v, u] x[b, t, u, c].
 
   `a` is [V_out, V_in] or stacked [S, V_out, V_in]; the stacked form returns [B, T, V, S*C]
-  with the scale index major in the channels (as MS-G3D's `view(N, S*C, T, V)`), ready for the
-  Dense over S*C that follows it in MS-G3D.
-
-  The stacked form picks one of two equal computations by shape. As one GEMM over all frames
-  (a[(s, v), u] against x with u moved first) XLA transposes both x and the S-times wider output
-  into channels-last order; as a batched GEMM per frame (the adjacency broadcast over B*T) the
-  output comes out in place, at the price of B*T copies of the adjacency and many small GEMMs.
-  On CPU the batched form won when C >= 3 * V_in (MS-GCN after the first block: V_in = 25,
-  C >= 96), with and without weight gradients; it lost on the G3D windows (V_in = 75 or 125)
-  when weight gradients are taken, and on 3-channel inputs.
+  with the scale index major in the channels (as MS-G3D's `view(N, S*C, T, V)`).
   """
   if a.ndim == 2:
     return jnp.einsum('vu,btuc->btvc', a, x)
-  b, t, u, c = x.shape
+  b, t, _, c = x.shape
   s, v = a.shape[:2]
-  if c < 3 * u:
-    out = jnp.einsum('svu,btuc->btvsc', a, x)
-  else:
-    per_frame = jnp.broadcast_to(a.transpose(1, 0, 2).reshape(v * s, u), (b * t, v * s, u))
-    out = jax.lax.dot_general(per_frame, x.reshape(b * t, u, c), (((2,), (1,)), ((0,), (0,))))
+  out = jnp.einsum('svu,btuc->btvsc', a, x)
   return out.reshape(b, t, v, s * c)

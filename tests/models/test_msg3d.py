@@ -139,9 +139,9 @@ def test_bad_knobs_are_config_errors_and_modules_hash():
   assert module.window_dilations == (1, 1, 1)
 
 
-@pytest.mark.parametrize('joints,channels', [(6, 3), (6, 12)])  # one GEMM; batched per frame
+@pytest.mark.parametrize('joints,channels', [(6, 3), (6, 12)])
 def test_multiscale_aggregation_and_its_gradients_match_the_einsum(joints, channels):
-  """Both computations `graph_aggregate` chooses between give MS-G3D's [B, T, V, S*C]."""
+  """`graph_aggregate` gives MS-G3D's [B, T, V, S*C] (scale-major channels) and its gradients."""
   rng = np.random.RandomState(0)
   a = rng.normal(size=(3, 4, joints)).astype(np.float32)       # [S, V_out, V_in], not square
   x = rng.normal(size=(2, 5, joints, channels)).astype(np.float32)
