@@ -11,6 +11,7 @@ joint count differ from what the anonymizer was trained on, is a one-line error.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -71,10 +72,7 @@ def anonymize_file(workdir: str, input_path: str, output_path: str, *, overwrite
     raise DataError(None, f'--batch_size must be positive, got {batch_size}')
   mesh = parallel.make_mesh()
   anonymizer, info = stages.load_anonymizer(workdir, mesh)
-
-  def apply(x, lengths):
-    return anonymizer.apply(x, lengths, mesh=mesh, batch_size=batch_size)
-
+  apply = functools.partial(anonymizer.apply, mesh=mesh, batch_size=batch_size)
   stream = streaming.anonymize_npz if fmt == 'npz' else streaming.anonymize_msg3d_npy
   return stream(input_path, output_path, apply, batch_size=batch_size, overwrite=overwrite,
                 check=compatibility_check(info, input_path), progress=progress)

@@ -20,10 +20,10 @@ import jax
 import numpy as np
 from absl import logging
 
-from skeleton_anon.data import formats
 from skeleton_anon.evaluate import baselines, plots, render, report as report_lib, scoring
 from skeleton_anon.evaluate.export import export_anonymized
 from skeleton_anon.evaluate.leakage import majority_chance
+from skeleton_anon.train import data_setup
 
 TASKS = ('action', 'privacy')
 
@@ -197,9 +197,7 @@ def run_export(run) -> dict:
     summary = report_lib.summarize(report_lib.load_report(report_path))
   msg3d = (run.train.meta.get('source') == 'msg3d'
            or bool(run.config.export.get('msg3d', False)))
-  inputs = [run.data_source] if os.path.isfile(str(run.data_source)) else []
-  if inputs and inputs[0].lower().endswith('.npy'):
-    inputs.append(run.config.data.get('label_path', '') or formats.msg3d_label_path(inputs[0]))
+  inputs = [p for p in data_setup.input_files(run.config.data) if os.path.isfile(p)]
   return export_anonymized(train, test, os.path.join(run.workdir, 'export'),
                            source_format='msg3d' if msg3d else None,
                            config=_config_dict(run.config),

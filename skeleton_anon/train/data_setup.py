@@ -27,6 +27,15 @@ class PreparedData:
   source: str
 
 
+def input_files(cfg) -> list[str]:
+  """The files config.data reads: [npz], [MS-G3D npy, its label pickle], or [] (synthetic)."""
+  if not cfg.path:
+    return []
+  if cfg.path.lower().endswith('.npy'):
+    return [cfg.path, cfg.get('label_path', '') or formats.msg3d_label_path(cfg.path)]
+  return [cfg.path]
+
+
 def _load(cfg) -> tuple[SkeletonDataset, str]:
   if cfg.path:
     if not os.path.exists(cfg.path):
@@ -35,8 +44,7 @@ def _load(cfg) -> tuple[SkeletonDataset, str]:
     if cfg.path.lower().endswith('.npy'):
       # An MS-G3D / 2s-AGCN array and its (names, labels) pickle; export then also writes that
       # format, so the anonymized data drops into the same PyTorch pipeline.
-      label_path = cfg.get('label_path', '') or formats.msg3d_label_path(cfg.path)
-      return formats.read_msg3d(cfg.path, label_path), cfg.path
+      return formats.read_msg3d(*input_files(cfg)), cfg.path
     return load_npz(cfg.path), cfg.path
   from skeleton_anon.data import preprocess, synthetic
   knobs = cfg.synthetic.to_dict()
