@@ -73,9 +73,11 @@ class SkeletonDataset:
       return self.subject
     if target == 'gender':
       if self.gender is None:
-        raise DataError(None, "privacy_target 'gender' needs a 'gender' array", key='gender')
+        raise DataError(self.meta.get('path'), "privacy_target 'gender' needs a 'gender' array",
+                        key='gender')
       return self.gender
-    raise DataError(None, f'unknown privacy_target {target!r}; use one of {PRIVACY_TARGETS}')
+    raise DataError(self.meta.get('path'),
+                    f'unknown privacy_target {target!r}; use one of {PRIVACY_TARGETS}')
 
   def subset(self, index) -> 'SkeletonDataset':
     """Samples at `index` (a boolean mask or integer indices); arrays are copied."""
