@@ -94,7 +94,7 @@ def get_config():
   c.anonymize.privacy_milestones = [10, 20]
   c.anonymize.checkpoint_every = 0
 
-  # ---- evaluation (read by skeleton_anon.evaluate.stage). Every default has a holdout-arch and a
+  # ---- evaluation (read by skeleton_anon.pipeline.evaluation). Every default has a holdout-arch and a
   # retrained attacker for both tasks, so no number rests on white-box classifiers alone.
   c.evaluate = ml_collections.ConfigDict()
   c.evaluate.holdout_seeds = ml_collections.ConfigDict(dict(action=[3], privacy=[103]))

@@ -63,7 +63,8 @@ def anonymize_file(workdir: str, input_path: str, output_path: str, *, overwrite
                    batch_size: int = 64, progress=None) -> int:
   """Library form of the command; returns the number of samples written."""
   from skeleton_anon.evaluate import streaming
-  from skeleton_anon.train import parallel, stages
+  from skeleton_anon.pipeline.anonymizer import load_anonymizer
+  from skeleton_anon.train import parallel
 
   fmt = input_format(input_path)
   if not os.path.exists(input_path):
@@ -71,7 +72,7 @@ def anonymize_file(workdir: str, input_path: str, output_path: str, *, overwrite
   if batch_size <= 0:
     raise DataError(None, f'--batch_size must be positive, got {batch_size}')
   mesh = parallel.make_mesh()
-  anonymizer, info = stages.load_anonymizer(workdir, mesh)
+  anonymizer, info = load_anonymizer(workdir, mesh)
   apply = functools.partial(anonymizer.apply, mesh=mesh, batch_size=batch_size)
   stream = streaming.anonymize_npz if fmt == 'npz' else streaming.anonymize_msg3d_npy
   return stream(input_path, output_path, apply, batch_size=batch_size, overwrite=overwrite,

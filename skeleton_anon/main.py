@@ -43,7 +43,8 @@ def main(argv):
                            num_processes=_NUM_PROCESSES.value, process_id=_PROCESS_ID.value)
   logging.info('JAX: %d processes, %d devices (%s)', jax.process_count(), jax.device_count(),
                jax.devices()[0].platform)
-  from skeleton_anon.train import loop, pipeline
+  from skeleton_anon import pipeline
+  from skeleton_anon.train import loop
   try:
     pipeline.run(_CONFIG.value, _WORKDIR.value)
   except loop.StopRequested as e:

@@ -124,9 +124,9 @@ def _pretrain_checkpoints(config) -> dict[str, tuple]:
   """Checkpoint directory name -> the bank specs trained into it by the pretrain stage.
 
   The engine trains banks of one task and architecture together in one directory, named after
-  the first (train.stages.training_groups).
+  the first (pipeline.stages.training_groups).
   """
-  from skeleton_anon.train import stages
+  from skeleton_anon.pipeline import stages
   groups = stages.training_groups(stages.bank_specs(config))
   return {name: tuple(members) for name, _, _, members in groups}
 
@@ -208,11 +208,11 @@ def run_sweep(config, workdir: str, *, run_fn: Callable | None = None, mesh=None
   """Runs (or resumes) every point of config.sweep under workdir/<name>; returns the summary.
 
   run_fn(config, workdir, mesh=...) runs one point (default: the full pipeline,
-  skeleton_anon.train.pipeline.run). Finished points are skipped stage by stage, as in main.
+  skeleton_anon.pipeline.run). Finished points are skipped stage by stage, as in main.
   """
   import jax
   if run_fn is None:
-    from skeleton_anon.train import pipeline
+    from skeleton_anon import pipeline
     run_fn = pipeline.run
   points = sweep_points(config)
   spec = config[SWEEP_KEY]

@@ -32,15 +32,11 @@ import numpy as np
 from skeleton_anon.data.layouts import Layout
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import graph, layers
+from skeleton_anon.data.transforms import bone_vectors
 from skeleton_anon.models.registry import register_classifier
 from skeleton_anon.models.stgcn import check_input_joints
 
 STREAMS = ('joint', 'bone')
-
-
-def bone_vectors(x: jax.Array, parents: np.ndarray) -> jax.Array:
-  """[..., V, C] joints -> bones: x[v] - x[parent(v)]; the root (its own parent) gets zero."""
-  return x - jnp.take(x, jnp.asarray(parents), axis=-2)
 
 
 def _branch_init(num_subsets: int):

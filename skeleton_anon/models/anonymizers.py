@@ -34,6 +34,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from skeleton_anon.data.transforms import valid_mask
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models.layers import torch_default_init
 from skeleton_anon.models.registry import register_anonymizer
@@ -42,12 +43,9 @@ from skeleton_anon.models.registry import register_anonymizer
 IDENTITY_TOLERANCE = 1e-4
 
 
-def valid_mask(x: jax.Array, lengths: jax.Array) -> jax.Array:
-  """float [N, M, T, 1, 1]: 1 where frame t < lengths[n] and person m has a non-zero coordinate."""
-  n, m, t = x.shape[:3]
-  in_length = jnp.arange(t)[None, :] < jnp.asarray(lengths).reshape(n, 1)      # [N, T]
-  present = jnp.any(x != 0, axis=(3, 4))                                         # [N, M, T]
-  return (present & in_length[:, None, :]).astype(x.dtype)[..., None, None]
+def _output_mask(x: jax.Array, lengths: jax.Array) -> jax.Array:
+  """float [N, M, T, 1, 1]: data.transforms.valid_mask, broadcastable over joints and channels."""
+  return valid_mask(x, lengths).astype(x.dtype)[..., None, None]
 
 
 def _flatten_frames(x: jax.Array) -> jax.Array:
@@ -97,7 +95,7 @@ class ResidualMLPAnonymizer(nn.Module):
       if self.variant == 'reference':
         branch = nn.relu(branch)  # the reference applies relu before the residual add
       h = h + branch
-    return _unflatten_frames(h, x.shape) * valid_mask(x, lengths)
+    return _unflatten_frames(h, x.shape) * _output_mask(x, lengths)
 
 
 class _DenseStack(nn.Module):
@@ -137,14 +135,14 @@ class AutoEncoderAnonymizer(nn.Module):
     return _unflatten_frames(self.decoder(codes), shape)
 
   def __call__(self, x: jax.Array, lengths: jax.Array, train: bool = False) -> jax.Array:
-    return self.decode(self.encode(x), x.shape) * valid_mask(x, lengths)
+    return self.decode(self.encode(x), x.shape) * _output_mask(x, lengths)
 
 
 def reconstruction_loss(module: nn.Module, params, x: jax.Array,
                         lengths: jax.Array) -> jax.Array:
   """MSE over valid entries (padding excluded): the auto-encoder's pretraining loss."""
   out = module.apply({'params': params}, x, lengths)
-  mask = jnp.broadcast_to(valid_mask(x, lengths), x.shape)
+  mask = jnp.broadcast_to(_output_mask(x, lengths), x.shape)
   return jnp.sum(mask * (out - x) ** 2) / jnp.maximum(mask.sum(), 1.0)
 
 

@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from skeleton_anon.data.transforms import valid_mask
+
 
 def _weighted_mean(values: jnp.ndarray, weight: jnp.ndarray) -> jnp.ndarray:
   return jnp.sum(values * weight) / jnp.maximum(jnp.sum(weight), 1.0)
@@ -28,19 +30,6 @@ def entropy(logits: jnp.ndarray, weight: jnp.ndarray) -> jnp.ndarray:
   return _weighted_mean(per_sample, weight)
 
 
-def valid_mask(x: jnp.ndarray, lengths: jnp.ndarray) -> jnp.ndarray:
-  """float [N, M, T]: 1 where frame t < lengths[n] and person m is present in sample n.
-
-  A person is present when any of its coordinates is non-zero (absent persons are exactly zero in the
-  dataset contract), so a one-person sample in a two-person tensor does not reward an anonymizer for
-  leaving the empty slot at zero.
-  """
-  num_frames = x.shape[2]
-  frame_ok = jnp.arange(num_frames)[None, :] < lengths[:, None]          # [N, T]
-  person_ok = jnp.any(x != 0, axis=(2, 3, 4))                           # [N, M]
-  return (frame_ok[:, None, :] & person_ok[:, :, None]).astype(x.dtype)
-
-
 def reconstruction_mse(x_anon: jnp.ndarray, x: jnp.ndarray, lengths: jnp.ndarray,
                        weight: jnp.ndarray) -> jnp.ndarray:
   """Mean squared coordinate error over valid frames of present persons of real samples.
@@ -48,7 +37,7 @@ def reconstruction_mse(x_anon: jnp.ndarray, x: jnp.ndarray, lengths: jnp.ndarray
   x_anon, x: [N, M, T, V, C]; lengths int [N]; weight [N]. The mean is per coordinate, so it is
   comparable across layouts; the RMSE the report prints is its square root.
   """
-  mask = valid_mask(x, lengths) * weight[:, None, None]                  # [N, M, T]
+  mask = valid_mask(x, lengths).astype(x.dtype) * weight[:, None, None]                  # [N, M, T]
   sq = jnp.sum(jnp.square(x_anon - x), axis=(3, 4))                      # [N, M, T]
   coords_per_frame = x.shape[3] * x.shape[4]
   return jnp.sum(sq * mask) / jnp.maximum(jnp.sum(mask) * coords_per_frame, 1.0)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from skeleton_anon.data import transforms
 from skeleton_anon.data.layouts import get_layout
 from skeleton_anon.evaluate import baselines, leakage
 
@@ -47,7 +48,7 @@ def test_noise_touches_only_valid_entries(make_skeletons):
   x, lengths, _ = make_skeletons(n=5, m=2, t=10)
   noisy = baselines.add_noise(x, lengths, 0.05, seed=3)
   assert noisy.dtype == np.float32 and noisy.shape == x.shape
-  mask = baselines.valid_mask(x, lengths)
+  mask = transforms.valid_mask(x, lengths)
   assert (noisy[~mask] == 0).all()                      # padding and absent persons stay zero
   assert (noisy[mask] != x[mask]).mean() > 0.99
   np.testing.assert_array_equal(noisy, baselines.add_noise(x, lengths, 0.05, seed=3))
@@ -60,9 +61,9 @@ def test_noise_touches_only_valid_entries(make_skeletons):
 def test_recon_rmse_ignores_padding(make_skeletons):
   x, lengths, _ = make_skeletons(n=3, m=2, t=8)
   changed = x.copy()
-  changed[~baselines.valid_mask(x, lengths)] = 100.0     # garbage in padding must not count
+  changed[~transforms.valid_mask(x, lengths)] = 100.0     # garbage in padding must not count
   assert baselines.recon_rmse(x, changed, lengths) == 0.0
-  changed = x + np.float32(0.5) * baselines.valid_mask(x, lengths)[..., None, None]
+  changed = x + np.float32(0.5) * transforms.valid_mask(x, lengths)[..., None, None]
   assert baselines.recon_rmse(x, changed, lengths) == pytest.approx(0.5)
 
 
@@ -72,11 +73,11 @@ def test_retarget_sets_lengths_and_keeps_directions(make_skeletons, layout_name)
   x, lengths, bone_len = make_skeletons(n=4, m=2, t=9, layout_name=layout_name)
   target = np.linspace(0.1, 0.3, layout.num_joints).astype(np.float32)
   target[layout.root] = 0
-  out = baselines.retarget(x, lengths, layout, target)
-  mask = baselines.valid_mask(x, lengths)
+  out = transforms.retarget(x, lengths, layout, target)
+  mask = transforms.valid_mask(x, lengths)
   assert (out[~mask] == 0).all()
-  new_bones = baselines.bone_vectors(out, layout)[mask]
-  old_bones = baselines.bone_vectors(x, layout)[mask]
+  new_bones = transforms.bone_vectors(out, layout.parents)[mask]
+  old_bones = transforms.bone_vectors(x, layout.parents)[mask]
   np.testing.assert_allclose(np.linalg.norm(new_bones, axis=-1),
                              np.broadcast_to(target, new_bones.shape[:-1]), atol=1e-5)
   non_root = np.arange(layout.num_joints) != layout.root
@@ -86,25 +87,25 @@ def test_retarget_sets_lengths_and_keeps_directions(make_skeletons, layout_name)
   np.testing.assert_allclose(cos, 1.0, atol=1e-5)
   np.testing.assert_allclose(out[..., layout.root, :][mask], x[..., layout.root, :][mask])
   # Retargeting to the sample's own lengths reproduces it.
-  same = baselines.retarget(x[:1], lengths[:1], layout, bone_len[0])
+  same = transforms.retarget(x[:1], lengths[:1], layout, bone_len[0])
   np.testing.assert_allclose(same, x[:1], atol=1e-5)
 
 
 def test_median_bone_lengths(make_skeletons):
   layout = get_layout('ntu25')
   x, lengths, bone_len = make_skeletons(n=5, m=2, t=10)
-  med = baselines.median_bone_lengths(x, lengths, layout)
+  med = transforms.median_bone_lengths(x, lengths, layout)
   assert med.shape == (25,) and med[layout.root] == 0
   # Each sample's bones are constant over time, so the median lies within the per-sample range.
   assert ((med >= bone_len.min(0) - 1e-6) & (med <= bone_len.max(0) + 1e-6)).all()
   # The strided subset used on big data gives the same answer on constant-per-sample bones
   # up to which samples it drew; with everything identical it must be exact.
   same = np.repeat(x[:1], 3, axis=0)
-  np.testing.assert_allclose(baselines.median_bone_lengths(same, lengths[[0, 0, 0]], layout),
+  np.testing.assert_allclose(transforms.median_bone_lengths(same, lengths[[0, 0, 0]], layout),
                              bone_len[0], atol=1e-5)
   with pytest.MonkeyPatch.context() as patch:
-    patch.setattr(baselines, '_MEDIAN_MAX_ENTRIES', 7)       # forces the strided subset
-    np.testing.assert_allclose(baselines.median_bone_lengths(same, lengths[[0, 0, 0]], layout),
+    patch.setattr(transforms, '_MEDIAN_MAX_ENTRIES', 7)       # forces the strided subset
+    np.testing.assert_allclose(transforms.median_bone_lengths(same, lengths[[0, 0, 0]], layout),
                                bone_len[0], atol=1e-5)
   with pytest.raises(ValueError):
-    baselines.median_bone_lengths(np.zeros_like(x), lengths, layout)
+    transforms.median_bone_lengths(np.zeros_like(x), lengths, layout)

@@ -84,7 +84,7 @@ def _dataset(make_skeletons, n=24):
 @pytest.mark.slow
 def test_pipeline_evaluate_export_and_anonymize(tmp_path, make_skeletons):
   from skeleton_anon import anonymize
-  from skeleton_anon.train import pipeline
+  from skeleton_anon import pipeline
 
   ds = _dataset(make_skeletons)
   data_path = tmp_path / 'data.npz'
@@ -125,7 +125,7 @@ def test_pipeline_evaluate_export_and_anonymize(tmp_path, make_skeletons):
   assert manifest['checkpoint_step'] == run.anonymizer.step > 0
   assert list(manifest['inputs']) == [str(data_path)]
   test_part = exported.x[exported.split == 1]
-  np.testing.assert_allclose(test_part, run.anonymize(run.test.x, run.test.lengths), atol=1e-6)
+  np.testing.assert_allclose(test_part, run.anonymize(run.data.test.x, run.data.test.lengths), atol=1e-6)
 
   # The command applied to the same input gives the export, sample by sample per split.
   out = tmp_path / 'anon.npz'
@@ -173,10 +173,10 @@ def test_pipeline_evaluate_export_and_anonymize(tmp_path, make_skeletons):
 def _bone_length_spread(x, lengths, target):
   """Median |bone length - target| over valid frames of present persons and all bones."""
   from skeleton_anon.data.layouts import get_layout
-  from skeleton_anon.evaluate import baselines
+  from skeleton_anon.data import transforms
   layout = get_layout('ntu25')
-  mask = baselines.valid_mask(x, lengths)
-  bones = np.linalg.norm(baselines.bone_vectors(x[mask], layout), axis=-1)   # [K, V]
+  mask = transforms.valid_mask(x, lengths)
+  bones = np.linalg.norm(transforms.bone_vectors(x[mask], layout.parents), axis=-1)   # [K, V]
   keep = np.arange(bones.shape[1]) != layout.root
   return float(np.median(np.abs(bones - target)[:, keep]))
 
@@ -187,8 +187,8 @@ def test_msg3d_input_with_retargeting_first(tmp_path, make_skeletons):
   pair too, the anonymized skeletons keep the training medians, the command applies the same."""
   from skeleton_anon import anonymize
   from skeleton_anon.data import formats
-  from skeleton_anon.evaluate import baselines
-  from skeleton_anon.train import pipeline
+  from skeleton_anon.data import transforms
+  from skeleton_anon import pipeline
 
   ds = _dataset(make_skeletons)
   ds = SkeletonDataset(x=ds.x, lengths=ds.lengths, action=ds.action, subject=ds.subject,
@@ -204,13 +204,13 @@ def test_msg3d_input_with_retargeting_first(tmp_path, make_skeletons):
   workdir = str(tmp_path / 'run')
   run = pipeline.run(config, workdir)
 
-  target = baselines.median_bone_lengths(run.train.x, run.train.lengths, run.layout)
+  target = transforms.median_bone_lengths(run.data.train.x, run.data.train.lengths, run.data.layout)
   np.testing.assert_allclose(run.anonymizer.retarget_lengths, target)
-  anon_test = run.anonymize(run.test.x, run.test.lengths)
+  anon_test = run.anonymize(run.data.test.x, run.data.test.lengths)
   # The anonymizer starts near identity and trains one short epoch, so bones stay close to the
   # medians; the input's own bone lengths are random per sample and far from them.
-  spread_before = _bone_length_spread(run.test.x, run.test.lengths, target)
-  assert _bone_length_spread(anon_test, run.test.lengths, target) < 0.2 * spread_before
+  spread_before = _bone_length_spread(run.data.test.x, run.data.test.lengths, target)
+  assert _bone_length_spread(anon_test, run.data.test.lengths, target) < 0.2 * spread_before
   report = json.load(open(os.path.join(workdir, 'report.json')))
   assert report['run']['retarget_first'] is True
   assert '(bones retargeted first)' in open(os.path.join(workdir, 'report.md')).read()

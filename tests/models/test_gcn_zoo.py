@@ -12,7 +12,7 @@ import pytest
 from skeleton_anon.data.layouts import custom_layout, get_layout
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import build_classifier, count_params, graph
-from skeleton_anon.models.agcn import bone_vectors
+from skeleton_anon.data.transforms import bone_vectors
 from skeleton_anon.models.stgcn import stgcn_spatial_partition
 
 FAST_COMPILE = {'xla_backend_optimization_level': 0, 'xla_llvm_disable_expensive_passes': True}

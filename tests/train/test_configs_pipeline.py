@@ -14,7 +14,10 @@ import pytest
 
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import build_anonymizer, build_classifier
-from skeleton_anon.train import loop, pipeline, stages
+from skeleton_anon import pipeline
+from skeleton_anon.pipeline import stages
+from skeleton_anon.pipeline.anonymizer import load_anonymizer
+from skeleton_anon.train import loop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, 'configs', '*.py'))
@@ -76,7 +79,8 @@ def tiny(config):
 def test_pipeline_stops_resumes_and_skips_finished_stages(tmp_path, monkeypatch, caplog):
   # The adversarial row covers alternating min/max steps (the auto-encoder rows run in
   # test_configs_table4.py); evaluation has its own tests, so it is switched off here.
-  monkeypatch.setattr(stages, '_optional_stage', lambda name: None)
+  monkeypatch.setattr(stages.evaluation, 'run_evaluate', lambda run: None)
+  monkeypatch.setattr(stages.evaluation, 'run_export', lambda run: None)
   c = tiny(load_config(os.path.join(ROOT, 'configs', 'etri_res_adv.py')))
   workdir = str(tmp_path / 'run')
   c.debug.stop_after_steps = 1
@@ -89,12 +93,12 @@ def test_pipeline_stops_resumes_and_skips_finished_stages(tmp_path, monkeypatch,
   assert set(run.banks) == {'action', 'privacy', 'adversary'}
   assert len(run.history['anonymize']) == 2
   assert 'adversary_accuracy' in run.history['anonymize'][-1]
-  x_anon = run.anonymize(run.test.x, run.test.lengths)
-  assert x_anon.shape == run.test.x.shape and np.isfinite(x_anon).all()
-  logits = run.predict_logits(run.banks['action'], run.test.x, run.test.lengths)
-  assert logits.shape == (1, run.test.num_samples, run.num_actions)
+  x_anon = run.anonymize(run.data.test.x, run.data.test.lengths)
+  assert x_anon.shape == run.data.test.x.shape and np.isfinite(x_anon).all()
+  logits = run.banks.predict_logits(run.banks['action'], run.data.test.x, run.data.test.lengths)
+  assert logits.shape == (1, run.data.test.num_samples, run.data.num_actions)
 
-  loaded, info = stages.load_anonymizer(workdir)
+  loaded, info = load_anonymizer(workdir)
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), np.asarray(b)),
                loaded.variables, run.anonymizer.variables)
   assert info['num_joints'] == 25

@@ -14,8 +14,9 @@ import pytest
 
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import registry
-from skeleton_anon.train import pipeline, stages
-from skeleton_anon.train.data_setup import prepare_data
+from skeleton_anon import pipeline
+from skeleton_anon.data.setup import prepare_data
+from skeleton_anon.pipeline import stages
 from tiny_models import TinyClassifier
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -160,13 +161,13 @@ def test_config_runs_a_few_steps_in_a_tiny_override(name, tmp_path):
   c = tiny(load_config(name), dataset)
   run = pipeline.make_run(c, str(tmp_path))
   # The configured classifiers build for this data and give one logit per class.
-  for task, classes in (('action', run.num_actions), ('privacy', run.num_privacy)):
-    model = run.classifier(configured[task].arch, classes)
-    assert _logits_shape(model, run.train.x[:2]) == (2, classes)
+  for task, classes in (('action', run.data.num_actions), ('privacy', run.data.num_privacy)):
+    model = run.banks.classifier(configured[task].arch, classes)
+    assert _logits_shape(model, run.data.train.x[:2]) == (2, classes)
   stages.pretrain_stage(run)
   stages.anonymize_stage(run)
 
-  expected_steps = -(-run.train.num_samples // c.anonymize.batch_size)
+  expected_steps = -(-run.data.train.num_samples // c.anonymize.batch_size)
   assert run.anonymizer.step == expected_steps >= 2
   epoch = run.history['anonymize'][-1]
   assert np.isfinite(epoch['loss'])
@@ -181,9 +182,9 @@ def test_config_runs_a_few_steps_in_a_tiny_override(name, tmp_path):
     assert 'adversary' not in run.banks
   assert ('anonymizer_pretrain' in run.history) == (anonymizer == 'autoencoder')
   if dataset == 'ntu':
-    assert run.privacy_target == 'subject' and run.train.num_persons == 2
-    assert set(run.privacy_test) <= set(run.privacy_train)
+    assert run.data.privacy_target == 'subject' and run.data.train.num_persons == 2
+    assert set(run.data.privacy_test) <= set(run.data.privacy_train)
   else:
-    assert run.privacy_target == 'gender' and run.num_privacy == 2
-  if run.writer is not None:
-    run.writer.close()
+    assert run.data.privacy_target == 'gender' and run.data.num_privacy == 2
+  if run.io.writer is not None:
+    run.io.writer.close()

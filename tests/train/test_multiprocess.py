@@ -74,7 +74,8 @@ def pipeline_histories(workdir: str) -> dict:
   import jax
   import ml_collections
   from skeleton_anon.models import registry
-  from skeleton_anon.train import pipeline, stages
+  from skeleton_anon import pipeline
+  from skeleton_anon.pipeline import stages
   from tiny_models import TinyClassifier
 
   @registry.register_classifier(TINY_ARCH)

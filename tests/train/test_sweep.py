@@ -9,7 +9,7 @@ import pytest
 
 from skeleton_anon import sweep
 from skeleton_anon.errors import ConfigError
-from skeleton_anon.train import pipeline
+from skeleton_anon import pipeline
 from test_configs_table4 import load_config, tiny
 
 TABLE5 = [(0.0067, 0.0067), (0.0333, 0.0333), (0.1000, 0.0067), (0.1667, 0.0067),
@@ -117,5 +117,5 @@ def test_sweep_runs_each_point_reuses_identical_banks_and_plots(tmp_path):
   assert stored['plot'] == str(tmp_path / 'sweep.png')
   assert stored['points'][1]['overrides'] == {'anonymize.alpha': 0.0333, 'anonymize.beta': 0.0333}
   for run in runs:
-    if run.writer is not None:
-      run.writer.close()
+    if run.io.writer is not None:
+      run.io.writer.close()

@@ -3,7 +3,7 @@
 import flax.linen as nn
 import jax.numpy as jnp
 
-from skeleton_anon.train import losses
+from skeleton_anon.data.transforms import valid_mask
 
 
 class TinyClassifier(nn.Module):
@@ -29,4 +29,4 @@ class TinyAnonymizer(nn.Module):
     n, m, t, v, c = x.shape
     flat = x.reshape(n, m, t, v * c)
     delta = nn.Dense(v * c, kernel_init=nn.initializers.normal(0.01))(flat).reshape(x.shape)
-    return (x + delta) * losses.valid_mask(x, lengths)[..., None, None]
+    return (x + delta) * valid_mask(x, lengths).astype(x.dtype)[..., None, None]

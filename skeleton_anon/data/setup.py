@@ -1,4 +1,5 @@
-"""Turns config.data into train/test SkeletonDatasets and their labels for the pipeline."""
+"""Turns config.data (a file or the synthetic generator) into train/test SkeletonDatasets and
+their labels: the data side of a pipeline run, and of anything else that reads a config."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ from skeleton_anon.errors import ConfigError, DataError
 
 @dataclasses.dataclass
 class PreparedData:
-  """Train and test sets after the split, cropping and dropping samples without a privacy label."""
+  """Train and test sets after the split, cropping and dropping samples without a privacy label.
+
+  privacy_train, privacy_test: int32 privacy labels z (subject ids or gender); privacy_target:
+  'subject' or 'gender'; num_actions, num_privacy: class counts; source: the path or 'synthetic'.
+  """
   train: SkeletonDataset
   test: SkeletonDataset
   layout: Layout
@@ -25,6 +30,7 @@ class PreparedData:
   num_actions: int
   num_privacy: int
   source: str
+  privacy_target: str = 'subject'
 
 
 def input_files(cfg) -> list[str]:
@@ -91,4 +97,5 @@ def prepare_data(cfg) -> PreparedData:
       train=ds.subset(train_mask), test=ds.subset(test_mask), layout=ds.get_layout(),
       privacy_train=privacy[train_mask].astype(np.int32),
       privacy_test=privacy[test_mask].astype(np.int32),
-      num_actions=int(ds.action.max()) + 1, num_privacy=int(privacy.max()) + 1, source=source)
+      num_actions=int(ds.action.max()) + 1, num_privacy=int(privacy.max()) + 1, source=source,
+      privacy_target=cfg.privacy_target)

@@ -1,4 +1,4 @@
-"""The evaluate and export stages of a run (called by train.stages with the pipeline's `Run`).
+"""The evaluate and export stages of a run (called by pipeline.stages with the `Run`).
 
 Evaluate answers "how much does the data leak, and does the anonymized version leak less?" with
 attackers the anonymizer never saw:
@@ -20,10 +20,10 @@ import jax
 import numpy as np
 from absl import logging
 
+from skeleton_anon.data import setup as data_setup, transforms
 from skeleton_anon.evaluate import baselines, plots, render, report as report_lib, scoring
 from skeleton_anon.evaluate.export import export_anonymized
 from skeleton_anon.evaluate.leakage import majority_chance
-from skeleton_anon.train import data_setup
 
 TASKS = ('action', 'privacy')
 
@@ -33,8 +33,8 @@ def _is_writer() -> bool:
 
 
 def _labels(run) -> dict[str, dict[str, np.ndarray]]:
-  return {'train': {'action': run.train.action, 'privacy': run.privacy_train},
-          'test': {'action': run.test.action, 'privacy': run.privacy_test}}
+  return {'train': {'action': run.data.train.action, 'privacy': run.data.privacy_train},
+          'test': {'action': run.data.test.action, 'privacy': run.data.privacy_test}}
 
 
 def _retrained_attackers(run, anon_train: np.ndarray) -> dict:
@@ -47,12 +47,12 @@ def _retrained_attackers(run, anon_train: np.ndarray) -> dict:
   labels = _labels(run)['train']
   banks = {}
   for task in TASKS:
-    num_classes = run.num_actions if task == 'action' else run.num_privacy
+    num_classes = run.data.num_actions if task == 'action' else run.data.num_privacy
     for arch in cfg.retrained[task]:
       name = f'retrained_{task}_{arch}'
       logging.info('evaluate: training the %s attacker %s on anonymized data', task, arch)
-      banks[name] = run.train_bank(arch, labels[task], num_classes, tuple(cfg.retrained_seeds),
-                                   anon_train, run.train.lengths, task=task, role='retrained',
+      banks[name] = run.banks.train(arch, labels[task], num_classes, tuple(cfg.retrained_seeds),
+                                   anon_train, run.data.train.lengths, task=task, role='retrained',
                                    name=name)
   return banks
 
@@ -67,7 +67,7 @@ def _run_facts(run) -> dict:
                    'privacy': len(cfg.classifiers.privacy.seeds)},
       'classifiers': {t: cfg.classifiers[t].arch for t in TASKS},
       'checkpoint_step': None if run.anonymizer is None else int(run.anonymizer.step),
-      'layout': run.layout.name,
+      'layout': run.data.layout.name,
   }
 
 
@@ -77,7 +77,7 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None):
   Returns (evaluations, agreement, recon_rmse, timing).
   """
   cfg = run.config.evaluate
-  test, labels = run.test, _labels(run)['test']
+  test, labels = run.data.test, _labels(run)['test']
   timing, rows = {}, []
   pretrained = {n: b for n, b in run.banks.items() if b.role != 'retrained'}
   held_out = report_lib.HELD_OUT_ROLES
@@ -85,11 +85,11 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None):
   start = time.time()
   # The adversary's final weights were trained on anonymized data: they score that, not originals.
   on_original = {n: b for n, b in pretrained.items() if n != 'adversary'}
-  found, logits = scoring.score_banks(on_original, run.predict_logits, test.x, test.lengths,
+  found, logits = scoring.score_banks(on_original, run.banks.predict_logits, test.x, test.lengths,
                                       labels, data='original')
   rows += found
   agreement = scoring.agreement_by_task(on_original, logits)
-  found, _ = scoring.score_banks(pretrained, run.predict_logits, anon_test, test.lengths, labels,
+  found, _ = scoring.score_banks(pretrained, run.banks.predict_logits, anon_test, test.lengths, labels,
                                  data='anonymized')
   rows += found
   timing['evaluate_pretrained'] = time.time() - start
@@ -97,7 +97,7 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None):
   if anon_train is not None:
     start = time.time()
     attackers = _retrained_attackers(run, anon_train)
-    found, _ = scoring.score_banks(attackers, run.predict_logits, anon_test, test.lengths,
+    found, _ = scoring.score_banks(attackers, run.banks.predict_logits, anon_test, test.lengths,
                                    labels, data='anonymized')
     rows += found
     timing['evaluate_retrained'] = time.time() - start
@@ -109,17 +109,17 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None):
     noisy = baselines.add_noise(test.x, test.lengths, float(sigma), noise_seed + i)
     rmse['noise'].append({'sigma': float(sigma),
                           'rmse': baselines.recon_rmse(test.x, noisy, test.lengths)})
-    found, _ = scoring.score_banks(pretrained, run.predict_logits, noisy, test.lengths, labels,
+    found, _ = scoring.score_banks(pretrained, run.banks.predict_logits, noisy, test.lengths, labels,
                                    data='noise', sigma=float(sigma), roles=held_out)
     rows += found
   timing['evaluate_noise'] = time.time() - start
 
   if cfg.get('retarget', True):
     start = time.time()
-    target = baselines.median_bone_lengths(run.train.x, run.train.lengths, run.layout)
-    moved = baselines.retarget(test.x, test.lengths, run.layout, target)
+    target = transforms.median_bone_lengths(run.data.train.x, run.data.train.lengths, run.data.layout)
+    moved = transforms.retarget(test.x, test.lengths, run.data.layout, target)
     rmse['retarget'] = baselines.recon_rmse(test.x, moved, test.lengths)
-    found, _ = scoring.score_banks(pretrained, run.predict_logits, moved, test.lengths, labels,
+    found, _ = scoring.score_banks(pretrained, run.banks.predict_logits, moved, test.lengths, labels,
                                    data='retarget', roles=held_out)
     rows += found
     timing['evaluate_retarget'] = time.time() - start
@@ -135,12 +135,12 @@ def _pictures(run, report: dict, anon_test: np.ndarray) -> None:
     if history:
       plots.plot_training_curves(history, os.path.join(plot_dir, f'training_{stage_name}.png'),
                                  title=f'{stage_name} (per epoch)')
-  test = run.test
+  test = run.data.test
   chosen = [int(i) for i in run.config.evaluate.render_samples if 0 <= int(i) < test.num_samples]
-  captions = [f'test sample {i}: action {test.action[i]}, {run.privacy_target} '
-              f'{run.privacy_test[i]}' + (f' ({test.names[i]})' if test.names is not None else '')
+  captions = [f'test sample {i}: action {test.action[i]}, {run.data.privacy_target} '
+              f'{run.data.privacy_test[i]}' + (f' ({test.names[i]})' if test.names is not None else '')
               for i in chosen]
-  render.render_samples(test.x, anon_test, test.lengths, run.layout,
+  render.render_samples(test.x, anon_test, test.lengths, run.data.layout,
                         os.path.join(plot_dir, 'skeletons'), chosen, captions=captions,
                         gif=bool(run.config.evaluate.get('gif', True)))
 
@@ -150,18 +150,18 @@ def run_evaluate(run) -> dict:
   if run.anonymizer is None:
     raise RuntimeError('evaluate needs the trained anonymizer (the anonymize stage has not run)')
   start = time.time()
-  anon_test = run.anonymize(run.test.x, run.test.lengths)
+  anon_test = run.anonymize(run.data.test.x, run.data.test.lengths)
   needs_train = any(run.config.evaluate.retrained[t] for t in TASKS)
-  anon_train = run.anonymize(run.train.x, run.train.lengths) if needs_train else None
+  anon_train = run.anonymize(run.data.train.x, run.data.train.lengths) if needs_train else None
   rows, agreement, rmse, timing = evaluate_arrays(run, anon_test, anon_train)
   labels = _labels(run)['test']
   timing = {**{k: float(v) for k, v in run.timing.items()}, **timing,
             'evaluate_total': time.time() - start}
   report = report_lib.build_report(
-      dataset={'path': run.data_source, 'num_train': run.train.num_samples,
-               'num_test': run.test.num_samples, 'privacy_target': run.privacy_target,
-               'layout': run.layout.name, 'num_actions': run.num_actions,
-               'num_privacy': run.num_privacy},
+      dataset={'path': run.data.source, 'num_train': run.data.train.num_samples,
+               'num_test': run.data.test.num_samples, 'privacy_target': run.data.privacy_target,
+               'layout': run.data.layout.name, 'num_actions': run.data.num_actions,
+               'num_privacy': run.data.num_privacy},
       chance={t: majority_chance(labels[t]) for t in TASKS}, evaluations=rows,
       recon_rmse=rmse, timing=timing, agreement=agreement, run=_run_facts(run))
   if _is_writer():
@@ -170,7 +170,7 @@ def run_evaluate(run) -> dict:
     summary = report_lib.summarize(report)
     logging.info('evaluate: held-out action %s -> %s, %s %s -> %s (retrained attacker %s)',
                  summary['original']['action'], summary['anonymized']['action'],
-                 run.privacy_target, summary['original']['privacy'],
+                 run.data.privacy_target, summary['original']['privacy'],
                  summary['anonymized']['privacy'], summary['anonymized_retrained']['privacy'])
   return report
 
@@ -187,15 +187,15 @@ def run_export(run) -> dict:
   """
   if run.anonymizer is None:
     raise RuntimeError('export needs the trained anonymizer (the anonymize stage has not run)')
-  train = run.train.with_x(run.anonymize(run.train.x, run.train.lengths))
-  test = run.test.with_x(run.anonymize(run.test.x, run.test.lengths))
+  train = run.data.train.with_x(run.anonymize(run.data.train.x, run.data.train.lengths))
+  test = run.data.test.with_x(run.anonymize(run.data.test.x, run.data.test.lengths))
   if not _is_writer():
     return {}
   summary = None
   report_path = os.path.join(run.workdir, 'report.json')
   if os.path.exists(report_path):
     summary = report_lib.summarize(report_lib.load_report(report_path))
-  msg3d = (run.train.meta.get('source') == 'msg3d'
+  msg3d = (run.data.train.meta.get('source') == 'msg3d'
            or bool(run.config.export.get('msg3d', False)))
   inputs = [p for p in data_setup.input_files(run.config.data) if os.path.isfile(p)]
   return export_anonymized(train, test, os.path.join(run.workdir, 'export'),

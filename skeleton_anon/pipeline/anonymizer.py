@@ -1,0 +1,100 @@
+"""The trained anonymizer as one object: how it is applied, saved and loaded.
+
+`Anonymizer.apply` is the single place where retargeting-first and the network come together, so
+training, evaluation, export and the `anonymize` command cannot disagree on what "anonymized" is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+from skeleton_anon.data import transforms
+from skeleton_anon.data.layouts import Layout, get_layout
+from skeleton_anon.errors import ConfigError
+from skeleton_anon.models import build_anonymizer
+from skeleton_anon.pipeline.workdir import StageMarkers
+from skeleton_anon.train import parallel, pretrain
+
+ANONYMIZER_DIR = 'anonymizer'
+
+
+@dataclasses.dataclass
+class Anonymizer:
+  """The trained anonymizer: x -> f(R(x)), x's shape.
+
+  f is `model.apply(variables, x, lengths)`. R is bone-length retargeting to `retarget_lengths`
+  along `layout` when the run set anonymizer.retarget_first (the network was trained on R(x),
+  so R must come first wherever it is applied), else the identity.
+  """
+  arch: str
+  model: Any
+  variables: dict
+  step: int = 0
+  retarget_lengths: np.ndarray | None = None
+  layout: Layout | None = None
+
+  def apply(self, x, lengths, *, mesh, batch_size: int = 64) -> np.ndarray:
+    """f(R(x)) for all of x in batches, float32 [N, M, T, V, C]."""
+    x, lengths = np.asarray(x, np.float32), np.asarray(lengths, np.int32)
+    if self.retarget_lengths is not None:
+      x = transforms.retarget(x, lengths, self.layout, self.retarget_lengths)
+    return pretrain.apply_anonymizer(self.model, self.variables, x, lengths, mesh=mesh,
+                                     batch_size=batch_size)
+
+
+def save_anonymizer(anonymizer: Anonymizer, workdir: str, *, knobs: dict, num_persons: int,
+                    num_joints: int, num_frames: int, layout_name: str) -> None:
+  """workdir/anonymizer/: the final variables (Orbax) and anonymizer.json to rebuild the model."""
+  directory = os.path.join(os.path.abspath(workdir), ANONYMIZER_DIR)
+  checkpointer = ocp.StandardCheckpointer()
+  checkpointer.save(os.path.join(directory, 'variables'), anonymizer.variables, force=True)
+  checkpointer.wait_until_finished()
+  layout = anonymizer.layout
+  info = {'arch': anonymizer.arch, 'knobs': knobs, 'num_persons': num_persons,
+          'num_joints': num_joints, 'num_frames': num_frames, 'layout': layout_name,
+          'step': anonymizer.step,
+          'edges': layout.edges.tolist() if layout is not None and layout.name == 'custom'
+                   else None,
+          'retarget_lengths': (None if anonymizer.retarget_lengths is None
+                               else np.asarray(anonymizer.retarget_lengths).tolist())}
+  if jax.process_index() == 0:
+    with open(os.path.join(directory, 'anonymizer.json'), 'w') as f:
+      json.dump(info, f, indent=2)
+
+
+def load_anonymizer(workdir: str, mesh=None) -> tuple[Anonymizer, dict]:
+  """(Anonymizer, info) of a workdir whose anonymize stage finished.
+
+  info holds arch, knobs, num_persons, num_joints, num_frames, layout, edges (custom layouts),
+  retarget_lengths (None unless anonymizer.retarget_first) and step; the variables are
+  replicated on `mesh` (default: all devices). Raises ConfigError when there is none.
+  """
+  directory = os.path.join(os.path.abspath(workdir), ANONYMIZER_DIR)
+  info_path = os.path.join(directory, 'anonymizer.json')
+  if not os.path.exists(info_path) or not StageMarkers(workdir).done('anonymize'):
+    raise ConfigError(f'{workdir}: no trained anonymizer (run the pipeline\'s anonymize stage '
+                      'first)')
+  with open(info_path) as f:
+    info = json.load(f)
+  model = build_anonymizer(info['arch'], num_persons=info['num_persons'],
+                           num_joints=info['num_joints'], **info['knobs'])
+  x = np.zeros((1, info['num_persons'], info['num_frames'], info['num_joints'], 3), np.float32)
+  like = jax.eval_shape(model.init, jax.random.key(0), x, np.ones(1, np.int32))
+  mesh = mesh or parallel.make_mesh()
+  sharding = parallel.replicated(mesh)
+  like = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), like)
+  variables = ocp.StandardCheckpointer().restore(os.path.join(directory, 'variables'), like)
+  layout = get_layout(info['layout'], edges=info.get('edges'), num_joints=info['num_joints'])
+  retarget_lengths = info.get('retarget_lengths')
+  if retarget_lengths is not None:
+    retarget_lengths = np.asarray(retarget_lengths, np.float32)
+  anonymizer = Anonymizer(info['arch'], model, variables, int(info['step']),
+                          retarget_lengths=retarget_lengths, layout=layout)
+  return anonymizer, info

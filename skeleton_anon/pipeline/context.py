@@ -1,0 +1,182 @@
+"""What a run's stages share, split by job: the data (`PreparedData`), the workdir (`RunIO`), the
+classifier banks and how to train more (`Banks`), and the `Run` that holds them together."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+from jax.sharding import Mesh
+
+from skeleton_anon.data.setup import PreparedData, prepare_data
+from skeleton_anon.errors import ConfigError
+from skeleton_anon.models import build_classifier
+from skeleton_anon.pipeline.anonymizer import Anonymizer
+from skeleton_anon.pipeline.workdir import StageMarkers, check_config
+from skeleton_anon.train import parallel, pretrain, steps
+from skeleton_anon.train.checkpoint import has_checkpoint
+from skeleton_anon.train.loop import StopRequested
+from skeleton_anon.train.pretrain import Bank
+
+TASKS = ('action', 'privacy')
+
+
+def raise_if_stopped(result, name: str) -> None:
+  """A training loop that stopped at debug.stop_after_steps ends the run, resumably."""
+  if not result.finished:
+    raise StopRequested(f'{name}: stopped after the requested debug.stop_after_steps steps, '
+                        'checkpoint saved; rerun the same command to resume')
+
+
+def stage_seed(config, name: str) -> int:
+  """A seed for stage `name` derived from config.seed (stable across runs and processes)."""
+  return (int(config.seed) * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
+
+
+@dataclasses.dataclass
+class RunIO:
+  """The workdir side of a run: stage markers, checkpoint folders, the TensorBoard writer.
+
+  writer is a tensorboardX SummaryWriter on workdir/tb (None on processes other than 0).
+  """
+  workdir: str
+  writer: Any = None
+
+  @property
+  def markers(self) -> StageMarkers:
+    return StageMarkers(self.workdir)
+
+  def checkpoint_dir(self, name: str) -> str:
+    return f'{self.workdir}/checkpoints/{name}'
+
+  def close(self) -> None:
+    if self.writer is not None:
+      self.writer.close()
+
+
+class Banks(dict):
+  """name -> pretrain.Bank, plus how this run builds, trains and applies classifiers.
+
+  Names: 'action' and 'privacy' (role 'trained_against', the classifiers the anonymizer was
+  optimised against; for the adversarial algorithm 'privacy' holds the adversary's *starting*
+  weights and 'adversary' its final ones), 'action_holdout_seed', 'privacy_holdout_seed' (role
+  'holdout_seed'), 'action_holdout_arch_<arch>', 'privacy_holdout_arch_<arch>' (role
+  'holdout_arch'). Retrained attackers are made by the evaluator with `train`.
+  """
+
+  def __init__(self, config, mesh: Mesh, data: PreparedData, io: RunIO):
+    super().__init__()
+    self.config, self.mesh, self.data, self.io = config, mesh, data, io
+    self.history: dict[str, list] = {}
+
+  def form(self, *banks_variables: dict) -> str:
+    """How members of these banks run inside a step (config.bank_form; see steps.BANK_FORMS)."""
+    try:
+      return steps.resolve_bank_form(str(self.config.get('bank_form', 'auto')), *banks_variables)
+    except ValueError as e:
+      raise ConfigError(f'bank_form: {e}') from None
+
+  def classifier(self, arch: str, num_classes: int):
+    """The Linen module of `arch` for this data, with config.model_knobs[arch] applied."""
+    knobs = self.config.model_knobs.get(arch, None)
+    knobs = knobs.to_dict() if knobs is not None else {}
+    return build_classifier(arch, num_classes=num_classes, layout=self.data.layout,
+                            num_persons=self.data.train.num_persons, **knobs)
+
+  def train(self, arch: str, labels_train, num_classes: int, seeds, x_train, lengths_train,
+            *, task: str | None = None, role: str = 'retrained', name: str | None = None) -> Bank:
+    """Trains len(seeds) classifiers of `arch` on (x_train, labels_train) from scratch.
+
+    Training settings come from config.pretrain[task]; `task` defaults to 'privacy' when the labels
+    are this run's privacy_train and to 'action' otherwise. The bank checkpoints under
+    checkpoints/<name> (default: derived from arch, task, seeds and a digest of the labels), so an
+    interrupted evaluation resumes instead of retraining. Returns a Bank with `role`.
+    """
+    labels_train = np.asarray(labels_train, np.int32)
+    if task is None:
+      privacy = self.data.privacy_train
+      same = labels_train.shape == privacy.shape and np.array_equal(labels_train, privacy)
+      task = 'privacy' if same else 'action'
+    seeds = tuple(int(s) for s in seeds)
+    if name is None:
+      digest = zlib.crc32(labels_train.tobytes() + np.asarray(lengths_train).tobytes())
+      name = f'{role}_{task}_{arch}_{"-".join(map(str, seeds))}_{digest:08x}'
+    model = self.classifier(arch, num_classes)
+    x_train = np.asarray(x_train, np.float32)
+    directory = self.io.checkpoint_dir(name)
+    variables = pretrain.init_bank(model, seeds, x_train, abstract=has_checkpoint(directory))
+    arrays = {'x': x_train, 'lengths': np.asarray(lengths_train, np.int32), 'label': labels_train}
+    result = pretrain.train_bank_variables(
+        model, variables, arrays, self.config.pretrain[task], mesh=self.mesh,
+        checkpoint_dir=directory, seed=stage_seed(self.config, name), name=name,
+        writer=self.io.writer, stop_after_steps=int(self.config.debug.stop_after_steps),
+        bank_form=self.form(variables))
+    raise_if_stopped(result, name)
+    self.history[name] = result.history
+    return Bank(arch=arch, task=task, role=role, model=model,
+                variables=result.states['bank'].variables, seeds=seeds,
+                num_classes=num_classes, history=result.history)
+
+  def predict_logits(self, bank: Bank, x, lengths) -> np.ndarray:
+    """Eval-mode logits [S, N, K] of every member of `bank` on x [N, M, T, V, C]."""
+    return pretrain.predict_logits(bank.model, bank.variables, np.asarray(x, np.float32),
+                                   np.asarray(lengths, np.int32), mesh=self.mesh,
+                                   batch_size=int(self.config.evaluate.batch_size),
+                                   bank_form=self.form(bank.variables))
+
+
+@dataclasses.dataclass
+class Run:
+  """Everything a stage needs.
+
+  config: the ml_collections ConfigDict of the run. mesh: the device mesh ('data' axis over all
+  devices). data: train/test SkeletonDatasets after the split and cropping, their layout and
+  privacy labels (see data.setup.PreparedData). io: the workdir (markers, checkpoints, writer).
+  banks: the classifier banks by name, and how to train more (see Banks).
+  anonymizer: the trained Anonymizer (None before the anonymize stage).
+  history: stage name -> list of per-epoch metric dicts ({'epoch', 'step', 'loss', ...}).
+  timing: stage name -> seconds spent in this process (0 for a skipped stage).
+  """
+  config: Any
+  mesh: Mesh
+  data: PreparedData
+  io: RunIO
+  banks: Banks
+  anonymizer: Anonymizer | None = None
+  history: dict[str, list] = dataclasses.field(default_factory=dict)
+  timing: dict[str, float] = dataclasses.field(default_factory=dict)
+
+  @property
+  def workdir(self) -> str:
+    return self.io.workdir
+
+  def stage_seed(self, name: str) -> int:
+    return stage_seed(self.config, name)
+
+  def anonymize(self, x, lengths) -> np.ndarray:
+    """The trained anonymizer applied to x (retargeting first when configured), float32."""
+    if self.anonymizer is None:
+      raise RuntimeError('the anonymize stage has not run')
+    return self.anonymizer.apply(x, lengths, mesh=self.mesh,
+                                 batch_size=int(self.config.evaluate.batch_size))
+
+
+def make_run(config, workdir: str, mesh: Mesh | None = None) -> Run:
+  """Checks the workdir's config, loads the data and returns a Run with no stage done yet."""
+  check_config(workdir, config)
+  data = prepare_data(config.data)
+  logging.info('data %s: %d train, %d test samples, %d actions, %d %s classes', data.source,
+               data.train.num_samples, data.test.num_samples, data.num_actions,
+               data.num_privacy, data.privacy_target)
+  writer = None
+  if jax.process_index() == 0:
+    import tensorboardX
+    writer = tensorboardX.SummaryWriter(f'{workdir}/tb')
+  mesh = mesh or parallel.make_mesh()
+  io = RunIO(workdir=workdir, writer=writer)
+  banks = Banks(config, mesh, data, io)
+  return Run(config=config, mesh=mesh, data=data, io=io, banks=banks, history=banks.history)

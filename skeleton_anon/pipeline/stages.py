@@ -1,0 +1,167 @@
+"""The four stages of a run. Each takes the pipeline's `Run` and records its finish in a marker."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from absl import logging
+
+from skeleton_anon.data import transforms
+from skeleton_anon.errors import ConfigError
+from skeleton_anon.models import build_anonymizer
+from skeleton_anon.pipeline import evaluation
+from skeleton_anon.pipeline.anonymizer import Anonymizer, save_anonymizer
+from skeleton_anon.pipeline.context import raise_if_stopped
+from skeleton_anon.train import anonymization
+from skeleton_anon.train.pretrain import Bank
+
+
+def bank_specs(config) -> list[tuple[str, str, str, str, tuple[int, ...]]]:
+  """(name, task, role, arch, seeds) of every bank the pretrain stage provides."""
+  specs = []
+  for task in ('action', 'privacy'):
+    arch = config.classifiers[task].arch
+    specs.append((task, task, 'trained_against', arch, tuple(config.classifiers[task].seeds)))
+    holdout_seeds = tuple(config.evaluate.holdout_seeds[task])
+    if holdout_seeds:
+      specs.append((f'{task}_holdout_seed', task, 'holdout_seed', arch, holdout_seeds))
+    for other in config.evaluate.holdout_archs[task]:
+      specs.append((f'{task}_holdout_arch_{other}', task, 'holdout_arch', other,
+                    tuple(config.evaluate.holdout_arch_seeds)))
+  return specs
+
+
+def training_groups(specs):
+  """Banks of one task and architecture are trained as one vmapped bank (one compile, one pass
+  over the data per step); returns [(group name, task, arch, [spec, ...])]."""
+  groups = {}
+  for spec in specs:
+    name, task, _, arch, _ = spec
+    key = (task, arch)
+    if key not in groups:
+      groups[key] = (name, task, arch, [])
+    groups[key][3].append(spec)
+  return list(groups.values())
+
+
+def _split_bank(bank: Bank, spec, offset: int) -> Bank:
+  name, task, role, arch, seeds = spec
+  part = slice(offset, offset + len(seeds))
+  return Bank(arch=arch, task=task, role=role, model=bank.model,
+              variables=jax.tree.map(lambda a: a[part], bank.variables), seeds=tuple(seeds),
+              num_classes=bank.num_classes, history=bank.history)
+
+
+def pretrain_stage(run) -> None:
+  """Trains (or reloads) every classifier bank of `bank_specs` on the original training data.
+
+  Members are independent (each has its own init seed, dropout keys and BatchNorm statistics), so
+  training a holdout seed inside the same vmapped call as the trained-against seeds changes
+  nothing about it except cost; the anonymizer only ever sees the trained-against slice.
+  """
+  data, markers = run.data, run.io.markers
+  for group, task, arch, specs in training_groups(bank_specs(run.config)):
+    marker = f'bank_{group}'
+    if markers.done(marker):
+      logging.info('pretrain %s: finished earlier, skipped (reloading its checkpoint)', group)
+    labels = data.train.action if task == 'action' else data.privacy_train
+    num_classes = data.num_actions if task == 'action' else data.num_privacy
+    seeds = [s for spec in specs for s in spec[4]]
+    if len(set(seeds)) != len(seeds):
+      raise ConfigError(f'{task} classifiers of {arch}: seeds {seeds} repeat; a holdout seed '
+                        'must differ from the trained-against seeds')
+    bank = run.banks.train(arch, labels, num_classes, seeds, data.train.x, data.train.lengths,
+                           task=task, role=specs[0][2], name=group)
+    offset = 0
+    for spec in specs:
+      run.banks[spec[0]] = _split_bank(bank, spec, offset)
+      offset += len(spec[4])
+    markers.mark(marker, {'arch': arch, 'seeds': seeds, 'task': task,
+                          'banks': [spec[0] for spec in specs]})
+  markers.mark('pretrain')
+
+
+def _anonymizer_model(run):
+  cfg = run.config.anonymizer
+  return build_anonymizer(cfg.arch, num_persons=run.data.train.num_persons,
+                          num_joints=run.data.train.num_joints, **cfg.knobs.to_dict())
+
+
+def anonymize_stage(run) -> None:
+  """Auto-encoder pretraining when configured, then ensemble or adversarial anonymization."""
+  cfg, data, io = run.config, run.data, run.io
+  if io.markers.done('anonymize'):
+    logging.info('anonymize: finished earlier, skipped (reloading the trained anonymizer)')
+  model = _anonymizer_model(run)
+  x, lengths = data.train.x, data.train.lengths
+  retarget_lengths = None
+  if cfg.anonymizer.retarget_first:
+    # The network learns on retargeted skeletons (body proportions already gone), so its L2 term
+    # keeps f(R(x)) near R(x) and its capacity goes to what retargeting leaves: motion style.
+    retarget_lengths = transforms.median_bone_lengths(x, lengths, data.layout)
+    x = transforms.retarget(x, lengths, data.layout, retarget_lengths)
+    logging.info('anonymize: bones retargeted to the training medians before the anonymizer')
+  key = jax.random.key(int(cfg.anonymizer.seed))
+  variables = jax.jit(model.init)(key, x[:2], lengths[:2])
+  stop_after = int(cfg.debug.stop_after_steps)
+  if cfg.anonymizer.pretrain.epochs > 0:
+    result = anonymization.pretrain_reconstruction(
+        model, variables, {'x': x, 'lengths': lengths}, cfg.anonymizer.pretrain, mesh=run.mesh,
+        checkpoint_dir=io.checkpoint_dir('anonymizer_pretrain'),
+        seed=run.stage_seed('anonymizer_pretrain'), name='anonymizer_pretrain',
+        writer=io.writer, stop_after_steps=stop_after)
+    raise_if_stopped(result, 'anonymizer_pretrain')
+    run.history['anonymizer_pretrain'] = result.history
+    variables = result.states['anonymizer'].variables
+    io.markers.mark('anonymizer_pretrain')
+  arrays = {'x': x, 'lengths': lengths, 'action': data.train.action,
+            'privacy': data.privacy_train}
+  frozen = tuple(f for f in cfg.anonymizer.frozen if f)
+  banks = run.banks
+  result = anonymization.train_anonymizer(
+      model, variables, banks['action'], banks['privacy'], arrays, cfg.anonymize,
+      mesh=run.mesh, checkpoint_dir=io.checkpoint_dir('anonymize'),
+      seed=run.stage_seed('anonymize'), frozen=frozen, writer=io.writer,
+      stop_after_steps=stop_after,
+      bank_form=banks.form(banks['action'].variables, banks['privacy'].variables))
+  raise_if_stopped(result, 'anonymize')
+  run.history['anonymize'] = result.history
+  anon_state = result.states['anonymizer']
+  run.anonymizer = Anonymizer(cfg.anonymizer.arch, model, anon_state.variables,
+                              int(np.asarray(anon_state.step)), retarget_lengths=retarget_lengths,
+                              layout=data.layout)
+  if 'adversary' in result.states:
+    base = banks['privacy']
+    banks['adversary'] = Bank(arch=base.arch, task='privacy', role='trained_against',
+                              model=base.model, variables=result.states['adversary'].variables,
+                              seeds=base.seeds, num_classes=base.num_classes)
+  if not io.markers.done('anonymize'):
+    save_anonymizer(run.anonymizer, run.workdir, knobs=cfg.anonymizer.knobs.to_dict(),
+                    num_persons=data.train.num_persons, num_joints=data.train.num_joints,
+                    num_frames=data.train.num_frames, layout_name=data.train.layout)
+  io.markers.mark('anonymize', {'step': run.anonymizer.step})
+
+
+def evaluate_stage(run) -> None:
+  """evaluation.run_evaluate(run): report.json, report.md, plots."""
+  if run.io.markers.done('evaluate'):
+    logging.info('evaluate: finished earlier, skipped (see %s/report.json)', run.workdir)
+    return
+  evaluation.run_evaluate(run)
+  run.io.markers.mark('evaluate')
+
+
+def export_stage(run) -> None:
+  """evaluation.run_export(run): the anonymized dataset under export/."""
+  if not run.config.export.enabled:
+    logging.info('export: disabled by config.export.enabled')
+    return
+  if run.io.markers.done('export'):
+    logging.info('export: finished earlier, skipped (see %s/export)', run.workdir)
+    return
+  evaluation.run_export(run)
+  run.io.markers.mark('export')
+
+
+STAGES = (('pretrain', pretrain_stage), ('anonymize', anonymize_stage),
+          ('evaluate', evaluate_stage), ('export', export_stage))
