@@ -29,6 +29,8 @@ def get_config():
   c.data.label_path = ''                # .npy input only; '' = MS-G3D's <part>_label.pkl beside it
   c.data.privacy_target = 'gender'      # 'subject' (re-identification) or 'gender'
   c.data.split_rule = 'auto'            # used when the file has no split array
+  c.data.test_fraction = 0.2            # by_subject / random: share of subjects / samples tested
+  c.data.split_seed = 0                 # by_subject / random
   c.data.max_frames = 0                 # >0 crops longer sequences (0 keeps the file's T)
   # How to make the file when it is missing (shown in the error message).
   c.data.prepare_hint = ('python -m skeleton_anon.prepare --source=... --input=... '
@@ -43,6 +45,9 @@ def get_config():
   c.classifiers.privacy = ml_collections.ConfigDict(dict(arch='msg3d_nog3d',
                                                          seeds=[100, 101, 102]))
   c.model_knobs = ml_collections.ConfigDict()
+  # > 0: every classifier reads every k-th frame, k = ceil(T / max_frames) (a knob
+  # model_knobs.<arch>.frame_stride overrides it); 0 reads every frame.
+  c.classifiers.max_frames = 0
   # How the classifiers of a bank run inside one jitted step: 'vmap' (all at once, batched),
   # 'map' (one after another, jax.lax.map: less memory; faster for full-size models on CPU, see
   # BENCHMARKS.md) or 'auto' (map on CPU for members of >= 500k parameters, else vmap).
@@ -91,7 +96,30 @@ def get_config():
   c.anonymize.clip_norm = 0.0           # >0 clips the anonymizer's gradient global norm
   c.anonymize.privacy_lr = 0.003       # the adversary's max step (adversarial)
   c.anonymize.privacy_weight_decay = 1e-5
-  c.anonymize.privacy_milestones = [10, 20]
+  # The adversary's own step schedule (in its own steps per epoch); the reference keeps its LR
+  # constant, and so does the default.
+  c.anonymize.privacy_milestones = []
+  # Adversarial: which batches min and max steps see (train/anonymization.plan_step). 'paper':
+  # Algorithm 1 as written, k min steps then one max step on its own minibatch; 'shared': the
+  # max step reuses the k-th min step's batch (this package before issue 12); 'reference': the
+  # reference code's loop, each batch used for one step or the other.
+  c.anonymize.adversarial_schedule = 'paper'
+  # Adversarial: 0 starts the adversary from the pretrained privacy classifiers; N > 0 trains a
+  # population of N adversaries initialised from scratch instead.
+  c.anonymize.num_adversaries = 0
+  # Adversarial: > 0 re-initialises adversary i from scratch every that many steps (staggered
+  # across the population), so the anonymizer must keep beating fresh attackers. 0 = never.
+  c.anonymize.adversary_reset_every = 0
+  # > 0 adds a cross-fitted ridge attacker on body/motion statistics of f(x) to the min step
+  # (train/adversaries.py), the honest proxy of a retrained linear attacker; needs batches with
+  # several samples per private class. 0 = off.
+  c.anonymize.feature_attack_weight = 0.0
+  c.anonymize.feature_attack_ridge = 0.1         # penalty / mean squared feature-vector norm
+  c.anonymize.feature_attack_family = 'body+motion'   # data.features family: body|motion|both
+  # 'margin': held-out score of the true label minus the mean score (0 at chance, no saturation);
+  # 'entropy': minus the entropy of softmax(feature_attack_scale * scores).
+  c.anonymize.feature_attack_loss = 'margin'
+  c.anonymize.feature_attack_scale = 10.0
   c.anonymize.checkpoint_every = 0
 
   # ---- evaluation (read by skeleton_anon.pipeline.evaluation). Every default has a holdout-arch and a
@@ -103,6 +131,10 @@ def get_config():
   c.evaluate.holdout_arch_seeds = [200]
   c.evaluate.retrained = ml_collections.ConfigDict(dict(action=['stgcn'], privacy=['stgcn']))
   c.evaluate.retrained_seeds = [300]
+  # The attack suite (skeleton_anon.attacks, the same one `audit` runs), retrained on original,
+  # anonymized and retargeted data: 'fast' (feature attackers and linkage, seconds), 'all' (adds
+  # retrained networks of several families), a comma list of names, or '' to skip it.
+  c.evaluate.attacks = 'fast'
   c.evaluate.noise_sigmas = [0.001, 0.005, 0.01, 0.02, 0.05, 0.1]
   c.evaluate.batch_size = 64
   c.evaluate.top_k = 5

@@ -148,4 +148,4 @@ def adversarial_row(c: ml_collections.ConfigDict, *, lr: float, privacy_lr: floa
                     milestones=milestones)
   c.anonymize.privacy_lr = privacy_lr
   c.anonymize.privacy_weight_decay = 1e-5
-  c.anonymize.privacy_milestones = list(milestones)
+  c.anonymize.privacy_milestones = []          # the reference keeps the adversary's LR constant

@@ -173,6 +173,13 @@ def load_npz(path, *, mmap: bool = False) -> SkeletonDataset:
   path = os.fspath(path)
   if not os.path.exists(path):
     raise DataError(path, 'file does not exist')
+  with open(path, 'rb') as f:
+    head = f.read(4)
+  if head != b'PK\x03\x04':
+    # np.load would take any other bytes for a pickle and blame "object arrays".
+    what = 'a .npy array' if head == b'\x93NUM' else 'not a zip archive'
+    raise DataError(path, f'not an .npz file ({what}); expected the generic dataset file '
+                    '(README "The dataset file")')
   try:
     with np.load(path, allow_pickle=False, mmap_mode='r' if mmap else None) as f:
       arrays = {k: f[k] for k in f.files}

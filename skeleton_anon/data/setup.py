@@ -84,7 +84,9 @@ def prepare_data(cfg) -> PreparedData:
   split = ds.split
   if split is None:
     from skeleton_anon.data import splits
-    split = splits.make_split(ds, cfg.split_rule, privacy_target=cfg.privacy_target)
+    split = splits.make_split(ds, cfg.split_rule, privacy_target=cfg.privacy_target,
+                              seed=int(cfg.get('split_seed', 0)),
+                              test_fraction=float(cfg.get('test_fraction', 0.2)))
   split = np.asarray(split)
   train_mask, test_mask = split == 0, split == 1
   if not train_mask.any() or not test_mask.any():

@@ -14,6 +14,8 @@
                 dataset has one (ETRI's gender protocol; not usable for identity tasks).
   random        per-sample split stratified by subject: every subject with two or more samples
                 is on both sides (for identity tasks on data without recording fields).
+  last_per_subject  each subject's last sample in file order tests (e.g. KGBD's last walk),
+                the earlier ones train: re-identification across recording sessions.
   auto          `file` if the dataset has a split; else `leakage_safe` if the names gave
                 replication numbers (NTU-style data); else `by_subject` for a gender task;
                 else `random`.
@@ -36,7 +38,7 @@ NTU_XSUB_TRAIN = frozenset({
 NTU_XVIEW_TRAIN_CAMERAS = frozenset({2, 3})
 
 RULES = ('file', 'ntu_xsub', 'ntu_xview', 'ntu_xset', 'leakage_safe', 'by_subject', 'random',
-         'auto')
+         'last_per_subject', 'auto')
 
 
 def _needs(ds: SkeletonDataset, rule: str, *keys: str) -> None:
@@ -79,6 +81,14 @@ def make_split(ds: SkeletonDataset, rule: str, *, seed: int = 0, test_fraction: 
     test = (ds.action % 2) != ((ds.subject.astype(np.int64) - ds.replication) % 2)
   elif rule == 'by_subject':
     test = np.isin(ds.subject, held_out_subjects(ds, seed=seed, test_fraction=test_fraction))
+  elif rule == 'last_per_subject':
+    # Closed-set re-identification across sessions: a subject's last recording (file order)
+    # tests, the earlier ones train; subjects with one recording stay in train.
+    test = np.zeros(ds.num_samples, bool)
+    for subject in np.unique(ds.subject):
+      members = np.flatnonzero(ds.subject == subject)
+      if len(members) > 1:
+        test[members[-1]] = True
   else:
     test = _random_within_subjects(ds.subject, seed, test_fraction)
   split = test.astype(np.int8)

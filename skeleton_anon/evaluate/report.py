@@ -5,7 +5,12 @@ The JSON contract is fixed; this module extends it only by adding keys (document
   - recon_rmse.retarget: float, when that baseline ran;
   - evaluations[*].bank: the classifier bank a row's model belongs to;
   - agreement: {task: {'models': [...], 'matrix': [[...]]}} on the original data (Tables 1-2);
-  - run: free-form facts about the run (config name, ensemble sizes, alpha, beta, ...).
+  - run: free-form facts about the run (config name, ensemble sizes, alpha, beta, ...);
+  - attacks: the attack suite's rows (audit.json's `attacks`, each with a `data` key: original,
+    anonymized, retarget), `strongest` per data kind, `cmc`, `chance`, `timing`;
+  - strongest: {data kind: {'privacy': {attacker, metric, value}, 'action': {...}}};
+  - utility: within-action diversity and train-on-anonymized / test-on-original action top-1;
+  - fidelity: RMSE, MPJPE, bone-length change and stability, jitter of the anonymized test data.
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ def evaluation_row(*, data: str, task: str, model: str, seed: int, role: str,
 
 def build_report(*, dataset: dict, chance: dict, evaluations: Sequence[dict],
                  recon_rmse: dict, timing: dict, agreement: dict | None = None,
-                 run: dict | None = None) -> dict:
+                 run: dict | None = None, attacks: dict | None = None,
+                 utility: dict | None = None, fidelity: dict | None = None) -> dict:
   """Assembles report.json's dictionary in the contract's key order."""
   for key in ('path', 'num_train', 'num_test', 'privacy_target'):
     if key not in dataset:
@@ -66,6 +72,13 @@ def build_report(*, dataset: dict, chance: dict, evaluations: Sequence[dict],
     report['agreement'] = agreement
   if run is not None:
     report['run'] = run
+  if attacks is not None and attacks.get('attacks'):
+    report['attacks'] = attacks
+    report['strongest'] = attacks['strongest']
+  if utility is not None:
+    report['utility'] = utility
+  if fidelity is not None:
+    report['fidelity'] = fidelity
   return report
 
 
@@ -142,6 +155,8 @@ def summarize(report: dict) -> dict:
     out[data] = {t: mean_top1(report, data=data, task=t, roles=HELD_OUT_ROLES) for t in TASKS}
   out['anonymized_retrained'] = {
       t: mean_top1(report, data='anonymized', task=t, roles=('retrained',)) for t in TASKS}
+  # The attack suite's strongest attacker per data kind (privacy and action), when it ran.
+  out['strongest'] = report.get('strongest', {})
   out['anonymized_trained_against'] = {
       t: mean_top1(report, data='anonymized', task=t, roles=('trained_against',))
       for t in TASKS}
@@ -167,6 +182,43 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
   return lines
 
 
+def _strongest_lines(report: dict) -> list[str]:
+  """report.md's lead: the strongest retrained attacker of the suite per task and data kind."""
+  strongest = report.get('strongest')
+  if not strongest:
+    return []
+  chance = (report.get('attacks') or {}).get('chance') or {}
+  lines = ['## Strongest attacker (retrained on each version of the data)', '',
+           'Every attacker of the suite is fitted on that version\'s training split and scored '
+           'on its test split; the strongest is the one an auditor of the published data would '
+           f"use. Chance: privacy {_pct(chance.get('privacy'))}, action "
+           f"{_pct(chance.get('action'))}.", '']
+  rows = []
+  for data, block in strongest.items():
+    for task in TASKS:
+      best = (block or {}).get(task)
+      if best:
+        rows.append((data, task, best['attacker'], best['metric'], _pct(best['value'])))
+  lines += _table(('data', 'task', 'attacker', 'metric', 'value (%)'), rows)
+  utility = report.get('utility') or {}
+  if utility.get('skipped'):
+    lines += ['', f"Utility: {utility['skipped']}."]
+  else:
+    div = (utility.get('diversity') or {}).get('ratio')
+    tto = (utility.get('train_on_anonymized') or {}).get('best') or {}
+    lines += ['', f'Within-action diversity kept: {_num(div, 3)} (1 = all, 0 = one prototype '
+              'per action). Action top-1 on original test data of the best suite attacker '
+              f"trained on original / anonymized data: {_pct(tto.get('original'))} / "
+              f"{_pct(tto.get('anonymized'))}."]
+  fid = report.get('fidelity')
+  if fid:
+    lines += ['', f"Fidelity: RMSE {_num(fid.get('rmse'))}, MPJPE {_num(fid.get('mpjpe'))}, "
+              f"bone std over time {_num(fid.get('bone_std_changed'))} (original "
+              f"{_num(fid.get('bone_std_original'))}), jitter ratio "
+              f"{_num(fid.get('jitter_ratio'), 2)}."]
+  return lines + ['']
+
+
 def render_markdown(report: dict) -> str:
   """report.md: headline, chance, leakage before, after by role, baselines, agreement, timing."""
   ds, summary = report['dataset'], summarize(report)
@@ -175,8 +227,11 @@ def render_markdown(report: dict) -> str:
   lines = ['# Privacy evaluation', '',
            f"Dataset `{ds['path']}`: {ds['num_train']} train / {ds['num_test']} test samples; "
            f"privacy target: **{privacy}**. Accuracies are top-1 in percent on the test split.",
-           '',
-           '## Headline: classifiers the anonymizer never saw', '',
+           '']
+  if (report.get('run') or {}).get('privacy_only'):
+    lines += [f"**Privacy only:** {report['run']['privacy_only']}.", '']
+  lines += _strongest_lines(report)
+  lines += ['## Classifiers the anonymizer never saw', '',
            'Mean over the held-out classifiers (`holdout_seed`, `holdout_arch`); the retrained '
            'attacker is trained from scratch on anonymized training data.', '']
   anonymized = ('anonymized (bones retargeted first)'

@@ -86,7 +86,7 @@ def summarize(name: str, *, num_classes: int, persons: int, layout, frames: int)
     variables = jax.eval_shape(module.init, key, x)
     header = f'{name}: classifier, {num_classes} classes'
   elif name in registry.ANONYMIZERS:
-    module = registry.build_anonymizer(name, num_persons=persons, num_joints=v)
+    module = registry.build_anonymizer(name, num_persons=persons, num_joints=v, layout=layout)
     lengths = jax.ShapeDtypeStruct((1,), jnp.int32)
     variables = jax.eval_shape(module.init, key, x, lengths)
     header = f'{name}: anonymizer'

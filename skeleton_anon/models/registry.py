@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
+import flax.linen as nn
 import jax
 import numpy as np
 
@@ -32,12 +34,44 @@ def _ensure_loaded():
   from skeleton_anon.models import zoo  # noqa: F401
 
 
-def build_classifier(name: str, *, num_classes: int, layout, num_persons: int, **knobs):
+def _check_knobs(kind: str, name: str, builder: Callable, knobs: dict, given: set) -> None:
+  """A knob the builder does not take is a one-line ConfigError naming the known ones.
+
+  Builders that take **knobs (msg3d, the anonymizers) check their own and are left alone.
+  """
+  params = inspect.signature(builder).parameters
+  if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    return
+  known = sorted(set(params) - given)
+  unknown = sorted(set(knobs) - set(params))
+  if unknown:
+    raise ConfigError(f'{kind} {name!r}: unknown knobs {unknown}; known: {known}')
+
+
+class FrameStride(nn.Module):
+  """`inner` on every `stride`-th frame: long sequences (KGBD's 300 frames) at a fraction of the
+  cost, for classifiers whose verdict does not need every frame."""
+  inner: nn.Module
+  stride: int
+
+  def __call__(self, x, train: bool = False):
+    return self.inner(x[:, :, ::self.stride], train=train)
+
+
+def build_classifier(name: str, *, num_classes: int, layout, num_persons: int,
+                     frame_stride: int = 1, **knobs):
+  """The registered classifier `name`; `frame_stride` > 1 (a knob every architecture takes)
+  makes it read every frame_stride-th frame only."""
   _ensure_loaded()
   if name not in CLASSIFIERS:
     raise ConfigError(f'unknown classifier {name!r}; known: {sorted(CLASSIFIERS)}')
-  return CLASSIFIERS[name](num_classes=num_classes, layout=layout, num_persons=num_persons,
-                           **knobs)
+  _check_knobs('classifier', name, CLASSIFIERS[name], knobs,
+               {'num_classes', 'layout', 'num_persons'})
+  model = CLASSIFIERS[name](num_classes=num_classes, layout=layout, num_persons=num_persons,
+                            **knobs)
+  if int(frame_stride) < 1:
+    raise ConfigError(f'classifier {name!r}: frame_stride must be >= 1, got {frame_stride}')
+  return model if int(frame_stride) == 1 else FrameStride(model, int(frame_stride))
 
 
 def build_anonymizer(name: str, *, num_persons: int, num_joints: int, **knobs):

@@ -83,15 +83,15 @@ def load_anonymizer(workdir: str, mesh=None) -> tuple[Anonymizer, dict]:
                       'first)')
   with open(info_path) as f:
     info = json.load(f)
+  layout = get_layout(info['layout'], edges=info.get('edges'), num_joints=info['num_joints'])
   model = build_anonymizer(info['arch'], num_persons=info['num_persons'],
-                           num_joints=info['num_joints'], **info['knobs'])
+                           num_joints=info['num_joints'], layout=layout, **info['knobs'])
   x = np.zeros((1, info['num_persons'], info['num_frames'], info['num_joints'], 3), np.float32)
   like = jax.eval_shape(model.init, jax.random.key(0), x, np.ones(1, np.int32))
   mesh = mesh or parallel.make_mesh()
   sharding = parallel.replicated(mesh)
   like = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), like)
   variables = ocp.StandardCheckpointer().restore(os.path.join(directory, 'variables'), like)
-  layout = get_layout(info['layout'], edges=info.get('edges'), num_joints=info['num_joints'])
   retarget_lengths = info.get('retarget_lengths')
   if retarget_lengths is not None:
     retarget_lengths = np.asarray(retarget_lengths, np.float32)

@@ -84,6 +84,10 @@ class Banks(dict):
     """The Linen module of `arch` for this data, with config.model_knobs[arch] applied."""
     knobs = self.config.model_knobs.get(arch, None)
     knobs = knobs.to_dict() if knobs is not None else {}
+    max_frames = int(self.config.classifiers.get('max_frames', 0))
+    if max_frames > 0 and 'frame_stride' not in knobs:
+      # Classifiers read at most about max_frames frames: every k-th frame of long sequences.
+      knobs['frame_stride'] = max(1, -(-self.data.train.num_frames // max_frames))
     return build_classifier(arch, num_classes=num_classes, layout=self.data.layout,
                             num_persons=self.data.train.num_persons, **knobs)
 
@@ -153,6 +157,21 @@ class Run:
   @property
   def workdir(self) -> str:
     return self.io.workdir
+
+  @property
+  def tasks(self) -> tuple[str, ...]:
+    """('action', 'privacy'), or ('privacy',) for a single-action dataset (see privacy_only)."""
+    return ('privacy',) if self.privacy_only else TASKS
+
+  @property
+  def privacy_only(self) -> str | None:
+    """Why the run has no action term, or None: a dataset of one action (e.g. walking only)
+    has nothing for an action classifier to recognise, so the anonymizer is trained and judged
+    on privacy and fidelity alone."""
+    if self.data.num_actions < 2:
+      return (f'the dataset has a single action ({self.data.num_actions} action class): no '
+              'action term, no action classifiers; privacy and fidelity only')
+    return None
 
   def stage_seed(self, name: str) -> int:
     return stage_seed(self.config, name)

@@ -24,6 +24,7 @@ from skeleton_anon.data import setup as data_setup, transforms
 from skeleton_anon.evaluate import baselines, plots, render, report as report_lib, scoring
 from skeleton_anon.evaluate.export import export_anonymized
 from skeleton_anon.evaluate.leakage import majority_chance
+from skeleton_anon.pipeline import attack_evaluation
 
 TASKS = ('action', 'privacy')
 
@@ -46,7 +47,7 @@ def _retrained_attackers(run, anon_train: np.ndarray) -> dict:
   cfg = run.config.evaluate
   labels = _labels(run)['train']
   banks = {}
-  for task in TASKS:
+  for task in run.tasks:
     num_classes = run.data.num_actions if task == 'action' else run.data.num_privacy
     for arch in cfg.retrained[task]:
       name = f'retrained_{task}_{arch}'
@@ -68,13 +69,14 @@ def _run_facts(run) -> dict:
       'classifiers': {t: cfg.classifiers[t].arch for t in TASKS},
       'checkpoint_step': None if run.anonymizer is None else int(run.anonymizer.step),
       'layout': run.data.layout.name,
+      'privacy_only': run.privacy_only,
   }
 
 
 def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None):
   """All report rows, agreement, chance and RMSEs for given anonymized test (and train) data.
 
-  Returns (evaluations, agreement, recon_rmse, timing).
+  Returns (evaluations, agreement, recon_rmse, timing, retrained attacker banks).
   """
   cfg = run.config.evaluate
   test, labels = run.data.test, _labels(run)['test']
@@ -94,7 +96,8 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None):
   rows += found
   timing['evaluate_pretrained'] = time.time() - start
 
-  if anon_train is not None:
+  attackers = {}
+  if anon_train is not None and any(cfg.retrained[t] for t in TASKS):
     start = time.time()
     attackers = _retrained_attackers(run, anon_train)
     found, _ = scoring.score_banks(attackers, run.banks.predict_logits, anon_test, test.lengths,
@@ -123,7 +126,7 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None):
                                    data='retarget', roles=held_out)
     rows += found
     timing['evaluate_retarget'] = time.time() - start
-  return rows, agreement, rmse, timing
+  return rows, agreement, rmse, timing, attackers
 
 
 def _pictures(run, report: dict, anon_test: np.ndarray) -> None:
@@ -149,21 +152,43 @@ def run_evaluate(run) -> dict:
   """The evaluate stage: scores everything, writes the report and pictures, returns report.json."""
   if run.anonymizer is None:
     raise RuntimeError('evaluate needs the trained anonymizer (the anonymize stage has not run)')
+  begin = time.time()
+  data = run.data
+  anon_test = run.anonymize(data.test.x, data.test.lengths)
+  # The suite and the retrained attackers learn on anonymized training data.
+  anon_train = run.anonymize(data.train.x, data.train.lengths)
+  rows, agreement, rmse, timing, attackers = evaluate_arrays(run, anon_test, anon_train)
+
   start = time.time()
-  anon_test = run.anonymize(run.data.test.x, run.data.test.lengths)
-  needs_train = any(run.config.evaluate.retrained[t] for t in TASKS)
-  anon_train = run.anonymize(run.data.train.x, run.data.train.lengths) if needs_train else None
-  rows, agreement, rmse, timing = evaluate_arrays(run, anon_test, anon_train)
+  versions = {'original': (data.train.x, data.test.x), 'anonymized': (anon_train, anon_test)}
+  if run.config.evaluate.get('retarget', True):
+    target = transforms.median_bone_lengths(data.train.x, data.train.lengths, data.layout)
+    versions['retarget'] = tuple(transforms.retarget(d.x, d.lengths, data.layout, target)
+                                 for d in (data.train, data.test))
+  suite_result = attack_evaluation.run_attack_suite(run, versions)
+  timing['evaluate_attack_suite'] = time.time() - start
+  start = time.time()
+  utility = attack_evaluation.utility(run, anon_train, anon_test)
+  action_attackers = {n: b for n, b in attackers.items() if b.task == 'action'}
+  if action_attackers and 'skipped' not in utility:
+    # The retrained GCN action attackers, scored on real skeletons.
+    found, _ = scoring.score_banks(action_attackers, run.banks.predict_logits, data.test.x,
+                                   data.test.lengths, _labels(run)['test'], data='original')
+    utility.setdefault('train_on_anonymized', {})['retrained_banks'] = [
+        {'model': r['model'], 'seed': r['seed'], 'top1': r['top1']} for r in found]
+  timing['evaluate_utility'] = time.time() - start
   labels = _labels(run)['test']
   timing = {**{k: float(v) for k, v in run.timing.items()}, **timing,
-            'evaluate_total': time.time() - start}
+            'evaluate_total': time.time() - begin}
   report = report_lib.build_report(
-      dataset={'path': run.data.source, 'num_train': run.data.train.num_samples,
-               'num_test': run.data.test.num_samples, 'privacy_target': run.data.privacy_target,
-               'layout': run.data.layout.name, 'num_actions': run.data.num_actions,
-               'num_privacy': run.data.num_privacy},
+      dataset={'path': data.source, 'num_train': data.train.num_samples,
+               'num_test': data.test.num_samples, 'privacy_target': data.privacy_target,
+               'layout': data.layout.name, 'num_actions': data.num_actions,
+               'num_privacy': data.num_privacy},
       chance={t: majority_chance(labels[t]) for t in TASKS}, evaluations=rows,
-      recon_rmse=rmse, timing=timing, agreement=agreement, run=_run_facts(run))
+      recon_rmse=rmse, timing=timing, agreement=agreement, run=_run_facts(run),
+      attacks=suite_result, utility=utility,
+      fidelity=attack_evaluation.fidelity(run, anon_test))
   if _is_writer():
     report_lib.write_report(report, run.workdir)
     _pictures(run, report, anon_test)

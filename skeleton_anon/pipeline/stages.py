@@ -16,10 +16,11 @@ from skeleton_anon.train import anonymization
 from skeleton_anon.train.pretrain import Bank
 
 
-def bank_specs(config) -> list[tuple[str, str, str, str, tuple[int, ...]]]:
-  """(name, task, role, arch, seeds) of every bank the pretrain stage provides."""
+def bank_specs(config, tasks=('action', 'privacy')) -> list[tuple[str, str, str, str,
+                                                                   tuple[int, ...]]]:
+  """(name, task, role, arch, seeds) of every bank the pretrain stage provides for `tasks`."""
   specs = []
-  for task in ('action', 'privacy'):
+  for task in tasks:
     arch = config.classifiers[task].arch
     specs.append((task, task, 'trained_against', arch, tuple(config.classifiers[task].seeds)))
     holdout_seeds = tuple(config.evaluate.holdout_seeds[task])
@@ -60,7 +61,9 @@ def pretrain_stage(run) -> None:
   nothing about it except cost; the anonymizer only ever sees the trained-against slice.
   """
   data, markers = run.data, run.io.markers
-  for group, task, arch, specs in training_groups(bank_specs(run.config)):
+  if run.privacy_only:
+    logging.info('pretrain: %s', run.privacy_only)
+  for group, task, arch, specs in training_groups(bank_specs(run.config, run.tasks)):
     marker = f'bank_{group}'
     if markers.done(marker):
       logging.info('pretrain %s: finished earlier, skipped (reloading its checkpoint)', group)
@@ -84,7 +87,8 @@ def pretrain_stage(run) -> None:
 def _anonymizer_model(run):
   cfg = run.config.anonymizer
   return build_anonymizer(cfg.arch, num_persons=run.data.train.num_persons,
-                          num_joints=run.data.train.num_joints, **cfg.knobs.to_dict())
+                          num_joints=run.data.train.num_joints, layout=run.data.layout,
+                          **cfg.knobs.to_dict())
 
 
 def anonymize_stage(run) -> None:
@@ -118,12 +122,13 @@ def anonymize_stage(run) -> None:
             'privacy': data.privacy_train}
   frozen = tuple(f for f in cfg.anonymizer.frozen if f)
   banks = run.banks
+  action_bank = banks.get('action')          # None for a privacy-only run
   result = anonymization.train_anonymizer(
-      model, variables, banks['action'], banks['privacy'], arrays, cfg.anonymize,
+      model, variables, action_bank, banks['privacy'], arrays, cfg.anonymize,
       mesh=run.mesh, checkpoint_dir=io.checkpoint_dir('anonymize'),
       seed=run.stage_seed('anonymize'), frozen=frozen, writer=io.writer,
-      stop_after_steps=stop_after,
-      bank_form=banks.form(banks['action'].variables, banks['privacy'].variables))
+      stop_after_steps=stop_after, layout=data.layout,
+      bank_form=banks.form(*(b.variables for b in (action_bank, banks['privacy']) if b)))
   raise_if_stopped(result, 'anonymize')
   run.history['anonymize'] = result.history
   anon_state = result.states['anonymizer']
@@ -132,9 +137,14 @@ def anonymize_stage(run) -> None:
                               layout=data.layout)
   if 'adversary' in result.states:
     base = banks['privacy']
+    adversary = result.states['adversary'].variables
+    members = int(jax.tree.leaves(adversary)[0].shape[0])
+    # A population trained from scratch (anonymize.num_adversaries) has no pretrained seeds:
+    # its members are numbered.
+    seeds = base.seeds if members == len(base.seeds) else tuple(range(members))
     banks['adversary'] = Bank(arch=base.arch, task='privacy', role='trained_against',
-                              model=base.model, variables=result.states['adversary'].variables,
-                              seeds=base.seeds, num_classes=base.num_classes)
+                              model=base.model, variables=adversary, seeds=seeds,
+                              num_classes=base.num_classes)
   if not io.markers.done('anonymize'):
     save_anonymizer(run.anonymizer, run.workdir, knobs=cfg.anonymizer.knobs.to_dict(),
                     num_persons=data.train.num_persons, num_joints=data.train.num_joints,

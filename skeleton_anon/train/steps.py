@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import optax
 
 from skeleton_anon.train import losses
+from skeleton_anon.train.adversaries import FeatureAttack, feature_attack_loss
 from skeleton_anon.train.state import NetState
 
 # Weights (action CE, privacy entropy, reconstruction) as functions of (alpha, beta).
@@ -144,13 +145,26 @@ def _anon_variables(state: NetState, params=None) -> dict:
   return variables
 
 
+def apply_anonymizer(anon_model: nn.Module, anon_variables: dict, x: jnp.ndarray,
+                     lengths: jnp.ndarray, rng: jax.Array | None = None) -> jnp.ndarray:
+  """f(x); `rng` feeds the 'noise' stream of a stochastic anonymizer (others ignore it)."""
+  if rng is None:
+    return anon_model.apply(anon_variables, x, lengths)
+  return anon_model.apply(anon_variables, x, lengths, rngs={'noise': rng})
+
+
 def anonymizer_loss(anon_model: nn.Module, action_model: nn.Module, privacy_model: nn.Module,
                     weights: tuple, anon_variables: dict, action_variables: dict,
-                    privacy_variables: dict, batch: dict, bank_form: str = 'vmap'):
+                    privacy_variables: dict, batch: dict, bank_form: str = 'vmap',
+                    rng: jax.Array | None = None, feature_attack: FeatureAttack | None = None):
   """Eq. 3 (Eq. 2 when both banks hold one classifier) and its parts.
 
   loss = w_ce * sum_i CE(y, h_i(f(x))) - w_H * sum_j H(g_j(f(x))) + w_rec * MSE(x, f(x)), the sums
-  running over the N action and M privacy classifiers of the two banks.
+  running over the N action and M privacy classifiers of the two banks, plus
+  feature_attack.weight times the cross-fitted statistics attacker's loss (train/adversaries.py)
+  when `feature_attack` is given and its weight is positive. `rng` (optional) draws a stochastic
+  anonymizer's codes and the attacker's random halves. `action_model` None (a privacy-only run
+  on single-action data) drops the action term and its metrics.
 
   Both banks run in eval mode (BatchNorm on running statistics) and behind stop_gradient, so the
   min step changes only the anonymizer. For the privacy classifier this is a choice: the min step
@@ -161,37 +175,51 @@ def anonymizer_loss(anon_model: nn.Module, action_model: nn.Module, privacy_mode
   """
   x, lengths, w = batch['x'], batch['lengths'], batch['weight']
   w_ce, w_ent, w_rec = weights
-  x_anon = anon_model.apply(anon_variables, x, lengths)
-  action_logits = bank_logits(action_model, jax.lax.stop_gradient(action_variables), x_anon,
-                              bank_form)
+  noise_rng = attack_rng = None
+  if rng is not None:
+    noise_rng, attack_rng = jax.random.split(rng)
+  x_anon = apply_anonymizer(anon_model, anon_variables, x, lengths, noise_rng)
   privacy_logits = bank_logits(privacy_model, jax.lax.stop_gradient(privacy_variables), x_anon,
                                bank_form)
-  ce = jnp.sum(jax.vmap(lambda l: losses.cross_entropy(l, batch['action'], w))(action_logits))
   ent = jnp.sum(jax.vmap(lambda l: losses.entropy(l, w))(privacy_logits))
   rec = losses.reconstruction_mse(x_anon, x, lengths, w)
-  loss = w_ce * ce - w_ent * ent + w_rec * rec
   metrics = {
-      'loss': loss, 'action_ce': ce, 'privacy_entropy': ent, 'recon_mse': rec,
-      'action_accuracy': jnp.mean(jax.vmap(
-          lambda l: losses.accuracy(l, batch['action'], w))(action_logits)),
+      'privacy_entropy': ent, 'recon_mse': rec,
       'privacy_accuracy': jnp.mean(jax.vmap(
           lambda l: losses.accuracy(l, batch['privacy'], w))(privacy_logits)),
   }
-  return loss, metrics
+  loss = -w_ent * ent + w_rec * rec
+  if action_model is not None:   # None: a privacy-only run (single-action data), no CE term
+    action_logits = bank_logits(action_model, jax.lax.stop_gradient(action_variables), x_anon,
+                                bank_form)
+    ce = jnp.sum(jax.vmap(lambda l: losses.cross_entropy(l, batch['action'], w))(action_logits))
+    loss = loss + w_ce * ce
+    metrics['action_ce'] = ce
+    metrics['action_accuracy'] = jnp.mean(jax.vmap(
+        lambda l: losses.accuracy(l, batch['action'], w))(action_logits))
+  if feature_attack is not None and feature_attack.weight > 0:
+    if attack_rng is None:
+      attack_rng = jax.random.key(0)
+    attack, attack_metrics = feature_attack_loss(feature_attack, x_anon, lengths,
+                                                 batch['privacy'], w, attack_rng)
+    loss = loss + feature_attack.weight * attack
+    metrics.update(attack_metrics)
+  return loss, {'loss': loss, **metrics}
 
 
 def min_step(anon_model: nn.Module, action_model: nn.Module, privacy_model: nn.Module,
              tx: optax.GradientTransformation, weights: tuple, anon_state: NetState,
-             action_variables: dict, privacy_variables: dict, batch: dict, *,
-             bank_form: str = 'vmap'):
-  """One anonymizer update on Eq. 3 (ensemble) or Eq. 2 (adversarial, one privacy classifier).
+             action_variables: dict, privacy_variables: dict, batch: dict,
+             rng: jax.Array | None = None, *, bank_form: str = 'vmap',
+             feature_attack: FeatureAttack | None = None):
+  """One anonymizer update on Eq. 3 (ensemble) or Eq. 2 (adversarial), see anonymizer_loss.
 
   `weights` = LOSS_FORMS[form](alpha, beta). Returns (anon_state, metrics).
   """
   def loss_fn(params):
     return anonymizer_loss(anon_model, action_model, privacy_model, weights,
                            _anon_variables(anon_state, params), action_variables,
-                           privacy_variables, batch, bank_form)
+                           privacy_variables, batch, bank_form, rng, feature_attack)
 
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(anon_state.params)
   deltas, opt_state = tx.update(grads, anon_state.opt_state, anon_state.params)
@@ -205,9 +233,11 @@ def max_step(anon_model: nn.Module, privacy_model: nn.Module, tx: optax.Gradient
              bank_form: str = 'vmap'):
   """The adversary's update: privacy classifiers trained with CE on f(x), the anonymizer frozen.
 
-  Updates the adversaries' params and BatchNorm statistics (train mode). Returns (state, metrics).
+  Updates the adversaries' params and BatchNorm statistics (train mode). A stochastic
+  anonymizer draws its codes from `rng` too. Returns (state, metrics).
   """
-  x_anon = jax.lax.stop_gradient(anon_model.apply(anon_variables, batch['x'], batch['lengths']))
+  x_anon = jax.lax.stop_gradient(apply_anonymizer(anon_model, anon_variables, batch['x'],
+                                                  batch['lengths'], jax.random.fold_in(rng, 1)))
   adv_batch = {'x': x_anon, 'label': batch['privacy'], 'weight': batch['weight']}
   return bank_train_step(privacy_model, tx, privacy_state, adv_batch, rng, bank_form=bank_form)
 
@@ -228,5 +258,5 @@ def reconstruction_step(anon_model: nn.Module, tx: optax.GradientTransformation,
 
 def anonymize_batch(anon_model: nn.Module, anon_variables: dict, x: jnp.ndarray,
                     lengths: jnp.ndarray) -> jnp.ndarray:
-  """f(x) for a batch."""
-  return anon_model.apply(anon_variables, x, lengths)
+  """f(x) for a batch (a stochastic anonymizer's codes come from its seed and the data)."""
+  return apply_anonymizer(anon_model, anon_variables, x, lengths)

@@ -69,3 +69,16 @@ def test_bad_npz_is_named(tmp_path, mutate, message):
   with pytest.raises(DataError, match=message) as e:
     load_npz(path)
   assert str(path) in str(e.value) and '\n' not in str(e.value)
+
+
+@pytest.mark.parametrize('content, what', [(b'x,y,z\n1,2,3\n', 'not a zip archive'),
+                                           (None, 'a .npy array')])
+def test_a_file_that_is_not_an_npz_says_so(tmp_path, content, what):
+  path = tmp_path / 'data.npz'
+  if content is None:
+    np.save(tmp_path / 'data.npy', np.zeros(3))
+    (tmp_path / 'data.npy').rename(path)
+  else:
+    path.write_bytes(content)
+  with pytest.raises(DataError, match=rf'data.npz: not an .npz file \({what}\)'):
+    load_npz(path)

@@ -91,3 +91,16 @@ def test_errors():
     make_split(even_setups, 'ntu_xset')
   with pytest.raises(ConfigError, match=r'2 subject\(s\) absent from training \(3, 9\)'):
     check_identity_split([1, 2], [1, 3, 9])
+
+
+def test_last_per_subject_tests_each_subjects_last_recording():
+  subject = np.array([0, 0, 1, 1, 1, 2, 0], np.int32)
+  n = len(subject)
+  x = np.zeros((n, 1, 2, 25, 3), np.float32)
+  x[:, 0, 0, 0, 0] = 1
+  ds = SkeletonDataset(x=x, lengths=np.ones(n, np.int32), action=np.zeros(n, np.int32),
+                       subject=subject)
+  split = make_split(ds, 'last_per_subject')
+  # Subject 0's last sample is the final one; subject 2 has one sample and stays in train.
+  np.testing.assert_array_equal(split, [0, 0, 0, 0, 1, 0, 1])
+  check_identity_split(subject[split == 0], subject[split == 1])

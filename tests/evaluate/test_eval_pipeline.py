@@ -110,7 +110,21 @@ def test_pipeline_evaluate_export_and_anonymize(tmp_path, make_skeletons):
   assert report['recon_rmse']['noise'][1]['rmse'] == pytest.approx(0.1, rel=0.2)
   assert report['recon_rmse']['retarget'] > 0
   assert report['run']['ensemble'] == {'action': 1, 'privacy': 1}
-  assert '## After anonymization, by role' in open(os.path.join(workdir, 'report.md')).read()
+  markdown = open(os.path.join(workdir, 'report.md')).read()
+  assert '## After anonymization, by role' in markdown
+  # The attack suite on every version of the data, its strongest attacker leading report.md.
+  suite_rows = report['attacks']['attacks']
+  assert {r['data'] for r in suite_rows} == {'original', 'anonymized', 'retarget'}
+  assert {'task', 'attacker', 'family', 'metric', 'value', 'ci'} <= set(suite_rows[0])
+  for data in ('original', 'anonymized', 'retarget'):
+    best = report['strongest'][data]['privacy']
+    assert best['value'] == max(r['value'] for r in suite_rows if r['data'] == data
+                                and r['task'] == 'privacy' and r['metric'] == best['metric'])
+  assert markdown.index('## Strongest attacker') < markdown.index('## Classifiers the anonymizer')
+  assert 0 < report['utility']['diversity']['ratio'] < 2
+  assert set(report['utility']['train_on_anonymized']['best']) == {'original', 'anonymized'}
+  assert report['utility']['train_on_anonymized']['retrained_banks']
+  assert report['fidelity']['rmse'] == pytest.approx(report['recon_rmse']['anonymized'])
 
   plots = os.path.join(workdir, 'plots')
   for name in ('tradeoff.png', 'training_anonymize.png'):

@@ -196,3 +196,28 @@ def test_models_are_hashable_and_reject_a_mismatched_joint_count(name):
   assert hash(model) == hash(same) and model == same   # usable as a static jit argument
   with pytest.raises(ConfigError, match="25.*'ntu25'.*20"):
     jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros((1, 2, 8, 20, 3))))
+
+
+@pytest.mark.parametrize('arch', ['stgcn', 'agcn', 'ctrgcn', 'shiftgcn', 'sgn'])
+def test_unknown_knob_is_a_one_line_config_error(arch):
+  from skeleton_anon.errors import ConfigError
+  from skeleton_anon.models import build_classifier
+  with pytest.raises(ConfigError, match=rf"classifier '{arch}': unknown knobs \['chanels'\]"):
+    build_classifier(arch, num_classes=3, layout=get_layout('ntu25'), num_persons=1,
+                     chanels=8)
+
+
+def test_frame_stride_reads_every_kth_frame():
+  """frame_stride=k is the same network applied to x[:, :, ::k]."""
+  layout = get_layout('ntu25')
+  knobs = dict(base_channels=4, blocks_per_stage=(1, 1, 1), temporal_kernel=3, dropout=0.0)
+  strided = build_classifier('stgcn', num_classes=3, layout=layout, num_persons=1,
+                             frame_stride=3, **knobs)
+  plain = build_classifier('stgcn', num_classes=3, layout=layout, num_persons=1, **knobs)
+  x = np.random.default_rng(0).normal(size=(2, 1, 12, 25, 3)).astype(np.float32)
+  variables = strided.init(jax.random.key(0), x)
+  inner = {k: v['inner'] for k, v in variables.items()}
+  np.testing.assert_allclose(strided.apply(variables, x), plain.apply(inner, x[:, :, ::3]),
+                             rtol=1e-5, atol=1e-5)
+  with pytest.raises(ConfigError, match='frame_stride must be >= 1'):
+    build_classifier('stgcn', num_classes=3, layout=layout, num_persons=1, frame_stride=0)

@@ -63,7 +63,8 @@ def test_layout_from_dataset_file(tmp_path):
   lines = summarize('residual_mlp', num_classes=1, persons=persons, layout=layout,
                     frames=frames)
   features = 1 * 4 * 3
-  assert lines[-1] == f'params: {2 * (features * features + features)}'
+  # Two layers, each an antisymmetric pair of standard-init copies (models/anonymizers.py).
+  assert lines[-1] == f'params: {4 * (features * features + features)}'
 
 
 def test_bad_layout_arguments_are_one_line_errors(tmp_path):

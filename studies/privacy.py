@@ -1,0 +1,182 @@
+"""The privacy-utility-fidelity frontier on real people's skeletons (docs/privacy.md).
+
+    python studies/privacy.py [--data_dir=../shared/data] [--out=runs/privacy]
+        [--cases=msrc12_subject,kgbd_subject,kgbd_gender] [--methods=recommended,...]
+
+Each (case, method) is one pipeline run of configs/recommended.py (`python -m skeleton_anon.main`,
+in its own process and workdir, so an interrupted study resumes where it stopped) with the
+method's overrides. Every run's report.json already holds three points of the frontier: the
+original data, the bone-retargeting baseline and the anonymized data, each scored by the attack
+suite retrained on that version (strongest attacker per task), plus fidelity and utility for the
+anonymized data. The study gathers them into OUT/privacy.json, OUT/privacy_tables.md (the tables
+docs/privacy.md quotes) and OUT/frontier.png.
+
+The data files are real people's recordings: read from --data_dir, never copied; a missing file
+skips its cases and says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# case -> (file, privacy target, overrides). KGBD is one action (walking): privacy-only runs.
+CASES = {
+    'msrc12_subject': ('msrc12.npz', 'subject', []),
+    'kgbd_subject': ('kgbd_dev.npz', 'subject', ['--config.data.split_rule=last_per_subject']),
+    'kgbd_gender': ('kgbd_dev.npz', 'gender', ['--config.data.split_rule=by_subject',
+                                               '--config.data.test_fraction=0.3333']),
+}
+
+# method -> overrides of configs/recommended.py (its own settings are 'recommended').
+METHODS = {
+    'recommended': [],
+    'residual_mlp': ['--config.anonymizer.arch=residual_mlp',
+                     '--config.anonymizer.knobs={}'],
+    'no_feature_attacker': ['--config.anonymize.feature_attack_weight=0.0'],
+}
+
+
+def run_case(case: str, method: str, data_dir: str, out: str, extra: list[str]) -> str | None:
+  """Runs (or resumes) one pipeline run; returns its workdir, or None when the data is absent."""
+  file_name, target, overrides = CASES[case]
+  path = os.path.join(data_dir, file_name)
+  if not os.path.exists(path):
+    print(f'{case}: {path} not found, skipped')
+    return None
+  workdir = os.path.join(out, case, method)
+  command = [sys.executable, '-m', 'skeleton_anon.main',
+             f'--config={ROOT}/configs/recommended.py', f'--workdir={workdir}',
+             f'--config.data.path={path}', f'--config.data.privacy_target={target}',
+             *overrides, *METHODS[method], *extra]
+  print(f'{case} / {method}: {" ".join(command[2:])}', flush=True)
+  start = time.time()
+  subprocess.run(command, check=True, cwd=ROOT)
+  print(f'{case} / {method}: {time.time() - start:.0f} s', flush=True)
+  return workdir
+
+
+def points(case: str, method: str, report: dict) -> list[dict]:
+  """The frontier points of one report: original, retarget baseline, anonymized."""
+  out = []
+  strongest = report.get('strongest', {})
+  fid = report.get('fidelity') or {}
+  utility = report.get('utility') or {}
+  rmse = report.get('recon_rmse') or {}
+  for data in ('original', 'retarget', 'anonymized'):
+    block = strongest.get(data) or {}
+    privacy, action = block.get('privacy') or {}, block.get('action') or {}
+    point = {'case': case, 'method': method if data == 'anonymized' else data, 'data': data,
+             'privacy_attacker': privacy.get('attacker'), 'privacy_metric': privacy.get('metric'),
+             'privacy': privacy.get('value'), 'action_attacker': action.get('attacker'),
+             'action': action.get('value'),
+             'rmse': {'original': 0.0, 'retarget': rmse.get('retarget'),
+                      'anonymized': rmse.get('anonymized')}[data]}
+    if data == 'anonymized':
+      point.update({
+          'mpjpe': fid.get('mpjpe'), 'bone_std': fid.get('bone_std_changed'),
+          'bone_std_original': fid.get('bone_std_original'), 'jitter_ratio': fid.get('jitter_ratio'),
+          'diversity': (utility.get('diversity') or {}).get('ratio'),
+          'train_on_anonymized': ((utility.get('train_on_anonymized') or {}).get('best') or {})
+          .get('anonymized'),
+          'train_on_original': ((utility.get('train_on_anonymized') or {}).get('best') or {})
+          .get('original'),
+          'seconds': (report.get('timing') or {}).get('evaluate_total')})
+    out.append(point)
+  chance = (report.get('attacks') or {}).get('chance') or report.get('chance') or {}
+  for p in out:
+    p['chance_privacy'], p['chance_action'] = chance.get('privacy'), chance.get('action')
+  return out
+
+
+def _fmt(v, pct=True):
+  if v is None:
+    return '-'
+  return f'{100 * v:.1f}' if pct else f'{v:.3f}'
+
+
+def tables(rows: list[dict]) -> str:
+  lines = []
+  for case in dict.fromkeys(r['case'] for r in rows):
+    part = [r for r in rows if r['case'] == case]
+    seen, unique = set(), []
+    for r in part:                       # original / retarget appear once per method's run
+      key = (r['method'], r['data'])
+      if key not in seen:
+        seen.add(key)
+        unique.append(r)
+    chance = part[0]
+    lines += [f'### {case}', '',
+              f"Chance: privacy {_fmt(chance['chance_privacy'])}, action "
+              f"{_fmt(chance['chance_action'])} (percent; privacy metric as named).", '',
+              '| data / method | privacy (strongest) | attacker | action (strongest) | RMSE | '
+              'MPJPE | bone std | jitter x | diversity | train-on-anon action |',
+              '|---|---|---|---|---|---|---|---|---|---|']
+    for r in unique:
+      lines.append(
+          f"| {r['method']} | {_fmt(r['privacy'])} ({r['privacy_metric'] or '-'}) | "
+          f"{r['privacy_attacker'] or '-'} | {_fmt(r['action'])} | {_fmt(r['rmse'], False)} | "
+          f"{_fmt(r.get('mpjpe'), False)} | {_fmt(r.get('bone_std'), False)} | "
+          f"{_fmt(r.get('jitter_ratio'), False)} | {_fmt(r.get('diversity'), False)} | "
+          f"{_fmt(r.get('train_on_anonymized'))} |")
+    lines.append('')
+  return '\n'.join(lines)
+
+
+def plot(rows: list[dict], path: str) -> None:
+  import matplotlib
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+  cases = list(dict.fromkeys(r['case'] for r in rows))
+  fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 4), squeeze=False)
+  for ax, case in zip(axes[0], cases):
+    part = [r for r in rows if r['case'] == case and r['privacy'] is not None]
+    for r in part:
+      x = r['rmse'] or 0.0
+      ax.scatter(x, r['privacy'], label=r['method'])
+      ax.annotate(r['method'], (x, r['privacy']), fontsize=7)
+    if part:
+      ax.axhline(part[0]['chance_privacy'], color='grey', ls='--', lw=0.8, label='chance')
+    ax.set_xlabel('reconstruction RMSE (data units)')
+    ax.set_ylabel(f"privacy, strongest retrained attacker ({part[0]['privacy_metric'] if part else ''})")
+    ax.set_title(case)
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--data_dir', default=os.path.join(ROOT, '..', 'shared', 'data'))
+  parser.add_argument('--out', default=os.path.join(ROOT, 'runs', 'privacy'))
+  parser.add_argument('--cases', default=','.join(CASES))
+  parser.add_argument('--methods', default='recommended')
+  parser.add_argument('--extra', action='append', default=[],
+                      help='one more --config.* override for every run (repeatable)')
+  args = parser.parse_args(argv)
+  rows = []
+  for case in args.cases.split(','):
+    for method in args.methods.split(','):
+      workdir = run_case(case, method, args.data_dir, args.out, args.extra)
+      if workdir is None:
+        continue
+      with open(os.path.join(workdir, 'report.json')) as f:
+        rows += points(case, method, json.load(f))
+  os.makedirs(args.out, exist_ok=True)
+  with open(os.path.join(args.out, 'privacy.json'), 'w') as f:
+    json.dump(rows, f, indent=2)
+  text = tables(rows)
+  with open(os.path.join(args.out, 'privacy_tables.md'), 'w') as f:
+    f.write(text)
+  if rows:
+    plot(rows, os.path.join(args.out, 'frontier.png'))
+  print(text)
+
+
+if __name__ == '__main__':
+  main()
