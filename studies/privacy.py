@@ -46,7 +46,7 @@ METHODS = {
 def run_case(case: str, method: str, data_dir: str, out: str, extra: list[str]) -> str | None:
   """Runs (or resumes) one pipeline run; returns its workdir, or None when the data is absent."""
   file_name, target, overrides = CASES[case]
-  path = os.path.join(data_dir, file_name)
+  path = os.path.realpath(os.path.join(data_dir, file_name))
   if not os.path.exists(path):
     print(f'{case}: {path} not found, skipped')
     return None

@@ -9,8 +9,9 @@ Every transform is applied to the training AND the test side, and every attacker
 scored on the transformed test side: an attacker that knows what was done to the data.
 
 Transforms (all share the front end `canon`; bones at the training split's median lengths):
-  original   the file's skeletons (the 42 all-zero sensor-dropout frames of MSRC-12 are filled
-             from the nearest valid frame, for every row, so that they do not count as motion).
+  original   the file's skeletons (the all-zero sensor-dropout frames inside two MSRC-12 samples
+             are filled from the nearest valid frame, in every row, so that they do not count
+             as motion).
   canon      canonicalise + retarget: centre on the time-mean hip centre, rotate the time-mean
              spine (hip centre -> shoulder centre) to +y, yaw the time-mean hip vector to +x,
              every bone to the training median length (data.transforms.retarget).
@@ -39,13 +40,12 @@ test sequences (evaluate.fidelity: RMSE, MPJPE, bone std over time, jitter ratio
 against the canonicalised original. Writes OUT/transforms.json and OUT/transforms_tables.md.
 
 The data files are real people's recordings: read from --data_dir, never copied; a missing file
-skips its audits and says so. About 10 minutes on 2 shared CPU cores.
+skips its audits and says so. About 7 minutes on 2 shared CPU cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import os
 import sys

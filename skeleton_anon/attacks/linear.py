@@ -19,6 +19,8 @@ import optax
 # Test rows per similarity block of the nearest-neighbour search (block x train floats).
 _NN_CHUNK = 1024
 DEFAULT_L2 = 1e-2
+# A spread below this fraction of a feature's mean is rounding noise (see Standardizer).
+RELATIVE_CONSTANT = 1e-5
 MAX_ITER = 100
 # Armijo backtracking halvings per line search; the loss is float32, so beyond ~2^-20 a
 # 'decrease' is rounding noise.
@@ -27,16 +29,21 @@ _MAX_HALVINGS = 20
 
 @dataclasses.dataclass(frozen=True)
 class Standardizer:
-  """Per-feature mean and spread of the training side; constant features get spread 1."""
+  """Per-feature mean and spread of the training side; constant features get spread 1.
+
+  "Constant" is relative: a feature whose spread is float32 rounding noise around its mean (the
+  bone lengths of retargeted skeletons) would otherwise be divided by ~1e-8 and turn any real
+  difference on the test side into values of 1e6 that swamp every other feature.
+  """
   mean: np.ndarray
   scale: np.ndarray
 
   @classmethod
   def fit(cls, features: np.ndarray) -> 'Standardizer':
     features = np.asarray(features, np.float64)
-    std = features.std(axis=0)
-    return cls(features.mean(axis=0).astype(np.float32),
-               np.where(std > 1e-8, std, 1.0).astype(np.float32))
+    mean, std = features.mean(axis=0), features.std(axis=0)
+    varies = std > RELATIVE_CONSTANT * np.abs(mean) + 1e-8
+    return cls(mean.astype(np.float32), np.where(varies, std, 1.0).astype(np.float32))
 
   def __call__(self, features: np.ndarray) -> np.ndarray:
     return ((np.asarray(features, np.float32) - self.mean) / self.scale).astype(np.float32)

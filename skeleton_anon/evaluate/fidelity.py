@@ -53,7 +53,11 @@ def fidelity(original: np.ndarray, changed: np.ndarray, lengths: np.ndarray,
     change = np.abs(lb - la)[mask]
     base = la[mask]
     sums['abs'] += change.sum()
-    sums['rel'] += (change / np.maximum(base, 1e-6)).sum()
+    # Relative to the bone, floored at 1% of the median bone: a joint that sits on its
+    # parent (zero-length bone) would otherwise make one frame count like a million; 1% of the
+    # median bone keeps every real bone's ratio exact.
+    floor = 0.01 * float(np.median(base)) if base.size else 1e-6
+    sums['rel'] += (change / np.maximum(base, max(floor, 1e-6))).sum()
     sums['bones'] += change.size
     for key, values in (('std_o', la), ('std_c', lb)):
       total, n = _masked_time_std(values, mask)

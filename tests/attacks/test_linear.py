@@ -45,3 +45,15 @@ def test_lbfgs_minimises_a_quadratic():
   target = np.array([1.0, -2.0, 3.0])
   fun = lambda v: (float(((v - target) ** 2).sum()), 2 * (v - target))
   np.testing.assert_allclose(linear.minimize_lbfgs(fun, np.zeros(3)), target, atol=1e-4)
+
+
+def test_standardizer_treats_rounding_noise_as_constant():
+  """A retargeted bone length is constant up to float32 noise: it must not be divided by 1e-8,
+  or a real bone difference on the test side swamps every other feature."""
+  rng = np.random.default_rng(0)
+  bone = np.float32(0.3) + rng.normal(scale=1e-8, size=50).astype(np.float32)
+  varying = rng.normal(size=50).astype(np.float32)
+  scaler = linear.Standardizer.fit(np.stack([bone, varying], axis=1))
+  assert scaler.scale[0] == 1.0 and scaler.scale[1] == pytest.approx(varying.std(), rel=1e-4)
+  test = scaler(np.array([[0.32, 0.0]], np.float32))
+  assert abs(test[0, 0]) < 1.0

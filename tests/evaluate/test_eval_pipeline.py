@@ -141,6 +141,25 @@ def test_pipeline_evaluate_export_and_anonymize(tmp_path, make_skeletons):
   test_part = exported.x[exported.split == 1]
   np.testing.assert_allclose(test_part, run.anonymize(run.data.test.x, run.data.test.lengths), atol=1e-6)
 
+  # `audit` on the export reproduces the run's own suite numbers on anonymized data (same
+  # samples, same split, same deterministic attackers), and with --reference reports fidelity.
+  from skeleton_anon import audit
+  audited = audit.audit(os.path.join(workdir, 'export', 'anonymized.npz'), 'gender',
+                        str(tmp_path / 'audit'), reference=str(data_path), attackers='body_nn',
+                        split_rule='file',
+                        log=lambda line: None)
+  ours = {(r['task'], r['metric']): r['value'] for r in report['attacks']['attacks']
+          if r['data'] == 'anonymized' and r['attacker'] == 'body_nn'}
+  theirs = {(r['task'], r['metric']): r['value'] for r in audited['attacks']}
+  assert ours and ours == {k: theirs[k] for k in ours}
+  from skeleton_anon.evaluate.baselines import recon_rmse
+  # The audit pairs the whole export (train and test) with the input by names.
+  by_name = {n: i for i, n in enumerate(exported.names)}
+  order = np.asarray([by_name[n] for n in ds.names])
+  assert audited['fidelity']['rmse'] == pytest.approx(
+      recon_rmse(ds.x, exported.x[order], ds.lengths), rel=1e-5)
+  assert audited['fidelity']['num_paired'] == ds.num_samples
+
   # The command applied to the same input gives the export, sample by sample per split.
   out = tmp_path / 'anon.npz'
   before = open(data_path, 'rb').read()
