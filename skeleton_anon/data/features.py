@@ -29,21 +29,13 @@ from __future__ import annotations
 import numpy as np
 
 from skeleton_anon.data.layouts import Layout
-from skeleton_anon.data.transforms import ancestor_matrix, valid_mask
+from skeleton_anon.data.transforms import array_module as _array_module, ancestor_matrix, valid_mask
 
 FAMILIES = ('body', 'motion', 'body+motion')
 NUM_FREQS = 4
 # numpy input is processed in chunks of samples: pairwise distances of 100 frames x 25 joints
 # need ~90 MB per 256 samples, the whole of a 10,000-sample file would need gigabytes.
 _CHUNK = 256
-
-
-def _array_module(x):
-  """numpy for numpy input, jax.numpy for a JAX array or tracer (imported only then)."""
-  if isinstance(x, np.ndarray):
-    return np
-  import jax.numpy as jnp
-  return jnp
 
 
 def _safe_sqrt(sq, xp):

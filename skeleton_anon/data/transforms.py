@@ -21,7 +21,7 @@ _MEDIAN_MAX_ENTRIES = 2_000_000
 CHUNK = 256
 
 
-def _array_module(x):
+def array_module(x):
   """numpy for numpy input, jax.numpy for a JAX array or tracer (imported only then)."""
   if isinstance(x, np.ndarray):
     return np
@@ -37,7 +37,7 @@ def valid_mask(x, lengths):
   its empty slot, and a sensor dropout frame inside a present person's sequence does count.
   Works on numpy and on JAX arrays (inside jit too).
   """
-  xp = _array_module(x)
+  xp = array_module(x)
   t = x.shape[2]
   in_time = xp.arange(t)[None, :] < xp.asarray(lengths).reshape(-1, 1)    # [N, T]
   present = xp.any(x != 0, axis=(2, 3, 4))                                # [N, M]
@@ -46,7 +46,7 @@ def valid_mask(x, lengths):
 
 def bone_vectors(x, parents: np.ndarray):
   """[..., V, C]: joint minus its tree parent (`layout.parents`); zero at the root."""
-  xp = _array_module(x)
+  xp = array_module(x)
   return x - xp.take(x, xp.asarray(parents), axis=-2)
 
 
@@ -69,7 +69,7 @@ def ancestor_matrix(layout: Layout) -> np.ndarray:
 
 def bone_lengths(x, parents: np.ndarray):
   """[..., V]: length of the bone ending at each joint (0 at the root)."""
-  xp = _array_module(x)
+  xp = array_module(x)
   return xp.linalg.norm(bone_vectors(x, parents), axis=-1)
 
 

@@ -231,7 +231,7 @@ def render_markdown(report: dict) -> str:
   if (report.get('run') or {}).get('privacy_only'):
     lines += [f"**Privacy only:** {report['run']['privacy_only']}.", '']
   lines += _strongest_lines(report)
-  lines += ['## Classifiers the anonymizer never saw', '',
+  lines += ['## Headline: classifiers the anonymizer never saw', '',
            'Mean over the held-out classifiers (`holdout_seed`, `holdout_arch`); the retrained '
            'attacker is trained from scratch on anonymized training data.', '']
   anonymized = ('anonymized (bones retargeted first)'

@@ -120,7 +120,7 @@ def test_pipeline_evaluate_export_and_anonymize(tmp_path, make_skeletons):
     best = report['strongest'][data]['privacy']
     assert best['value'] == max(r['value'] for r in suite_rows if r['data'] == data
                                 and r['task'] == 'privacy' and r['metric'] == best['metric'])
-  assert markdown.index('## Strongest attacker') < markdown.index('## Classifiers the anonymizer')
+  assert markdown.index('## Strongest attacker') < markdown.index('## Headline: classifiers the anonymizer')
   assert 0 < report['utility']['diversity']['ratio'] < 2
   assert set(report['utility']['train_on_anonymized']['best']) == {'original', 'anonymized'}
   assert report['utility']['train_on_anonymized']['retrained_banks']
