@@ -11,8 +11,8 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import etri_res_3a3p  # noqa: E402  pylint: disable=g-import-not-at-top
+import table4  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
 def get_config():
-  return etri_res_3a3p.get_config()
+  return table4.get_config('etri_res_3a3p')

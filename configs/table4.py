@@ -1,8 +1,13 @@
-"""Building blocks of the configs that reproduce the paper's Table 4 (appendix of arXiv 2111.15129).
+"""The paper's Table 4 (appendix of arXiv 2111.15129): every row, selected by name.
 
-Each Table 4 row is one config file (`etri_ae_1a1p.py` ... `ntu_res_adv.py`) made of three pieces:
-the dataset (`etri` or `ntu`), the anonymizer network (`residual` or `autoencoder`) and the
-algorithm with the row's hyperparameters (`ensemble_row` or `adversarial_row`).
+  python -m skeleton_anon.main --config=configs/table4.py:etri_res_2a2p --workdir=runs/etri_res_2a2p
+
+Rows (ROWS below): etri_ae_1a1p, etri_ae_2a2p, etri_ae_3a3p, etri_ae_adv, etri_res_1a1p,
+etri_res_2a2p, etri_res_3a3p, etri_res_adv, ntu_ae_adv, ntu_res_adv; without a name, etri_res_3a3p
+(the paper's main result, also `configs/etri_ens.py`). Each row is three pieces: the dataset
+(`etri` or `ntu`), the anonymizer network (`residual` or `autoencoder`) and the algorithm with the
+row's hyperparameters (`ensemble_row` or `adversarial_row`). The data files and the `prepare`
+commands that make them are ETRI_PATH / NTU_PATH and ETRI_PREPARE / NTU_PREPARE below.
 
 Settings the table does not give come from the reference code that produced it
 (desertfex/skeleton-anonymization, see REFERENCE_NOTES): SGD with nesterov momentum 0.9, weight
@@ -149,3 +154,47 @@ def adversarial_row(c: ml_collections.ConfigDict, *, lr: float, privacy_lr: floa
   c.anonymize.privacy_lr = privacy_lr
   c.anonymize.privacy_weight_decay = 1e-5
   c.anonymize.privacy_milestones = []          # the reference keeps the adversary's LR constant
+
+
+# name -> (dataset, anonymizer, algorithm, the row's hyperparameters as Table 4 prints them).
+ROWS = {
+    'etri_ae_1a1p': ('etri', 'autoencoder', 'ensemble',
+                     dict(size=1, lr=0.00044, batch_size=8, alpha=0.0045, beta=0.0182)),
+    'etri_ae_2a2p': ('etri', 'autoencoder', 'ensemble',
+                     dict(size=2, lr=0.00033, batch_size=6, alpha=0.0045, beta=0.0182)),
+    'etri_ae_3a3p': ('etri', 'autoencoder', 'ensemble',
+                     dict(size=3, lr=0.00066, batch_size=12, alpha=0.0045, beta=0.0182)),
+    'etri_ae_adv': ('etri', 'autoencoder', 'adversarial',
+                    dict(lr=0.0018, privacy_lr=0.003, batch_size=24, alpha=0.1, beta=0.0067,
+                         epochs=40)),
+    'etri_res_1a1p': ('etri', 'residual', 'ensemble',
+                      dict(size=1, lr=0.00075, batch_size=10, alpha=0.0333, beta=0.0067)),
+    'etri_res_2a2p': ('etri', 'residual', 'ensemble',
+                      dict(size=2, lr=0.0006, batch_size=8, alpha=0.0333, beta=0.0067)),
+    'etri_res_3a3p': ('etri', 'residual', 'ensemble',
+                      dict(size=3, lr=0.0006, batch_size=12, alpha=0.0333, beta=0.0067)),
+    'etri_res_adv': ('etri', 'residual', 'adversarial',
+                     dict(lr=0.0018, privacy_lr=0.003, batch_size=24, alpha=0.1, beta=0.0067,
+                          epochs=40)),
+    'ntu_ae_adv': ('ntu', 'autoencoder', 'adversarial',
+                   dict(lr=0.05, privacy_lr=0.01, batch_size=30, alpha=0.04, beta=0.1,
+                        milestones=(15, 30))),
+    'ntu_res_adv': ('ntu', 'residual', 'adversarial',
+                    dict(lr=0.0018, privacy_lr=0.003, batch_size=24, alpha=0.1, beta=0.0067)),
+}
+DEFAULT_ROW = 'etri_res_3a3p'
+
+
+def get_config(row: str | None = None) -> ml_collections.ConfigDict:
+  """The config of Table 4 row `row` (`--config=configs/table4.py:ROW`)."""
+  row = row or DEFAULT_ROW
+  if row not in ROWS:
+    raise ValueError(f'configs/table4.py: unknown row {row!r}; rows: {", ".join(ROWS)}')
+  dataset, network, algorithm, hyper = ROWS[row]
+  c = etri() if dataset == 'etri' else ntu()
+  if network == 'residual':
+    residual(c)
+  else:
+    autoencoder(c, dataset=dataset)
+  (ensemble_row if algorithm == 'ensemble' else adversarial_row)(c, **hyper)
+  return c

@@ -43,10 +43,23 @@ def input_format(path: str) -> str:
   return FORMATS[ext]
 
 
+def _edge_set(edges) -> set:
+  return {tuple(sorted(map(int, e))) for e in edges}
+
+
 def compatibility_check(info: dict, path: str):
-  """A check(x, layout) that refuses data the anonymizer was not trained for."""
-  def check(x, layout):
+  """A check(x, layout, edges=, normalize=) that refuses data the anonymizer was not trained
+  for: other persons, joints or layout, a custom skeleton with other edges (same joint count,
+  another joint order), or coordinates normalised otherwise (when both sides record it)."""
+  def check(x, layout, *, edges=None, normalize=None):
     problems = []
+    if info.get('edges') is not None and edges is not None and \
+        _edge_set(edges) != _edge_set(info['edges']):
+      problems.append('other edges (another skeleton or joint order with the same joint count)')
+    trained_on = info.get('normalize')
+    if trained_on is not None and normalize is not None and str(normalize) != trained_on:
+      problems.append(f"coordinates normalised by {str(normalize)!r} (anonymizer: "
+                      f"{trained_on!r}; prepare the file with --normalize={trained_on})")
     if x.shape[1] != info['num_persons']:
       problems.append(f"{x.shape[1]} persons (anonymizer: {info['num_persons']})")
     if x.shape[3] != info['num_joints']:

@@ -103,7 +103,8 @@ def _read(opt: PrepareOptions) -> SkeletonDataset:
                   buffer=buffer)
   if opt.source == 'ntu_raw':
     from skeleton_anon.data import ntu  # pylint: disable=g-import-not-at-top
-    return ntu.read_ntu(opt.input, missing_list=opt.missing_list, **common, **parallel)
+    return ntu.read_ntu(opt.input, missing_list=opt.missing_list, gender_file=opt.gender_file,
+                        **common, **parallel)
   if opt.source == 'etri_csv':
     from skeleton_anon.data import etri  # pylint: disable=g-import-not-at-top
     return etri.read_etri(opt.input, gender_file=opt.gender_file,
@@ -162,6 +163,12 @@ def _fit_frames_and_normalize(ds: SkeletonDataset, opt: PrepareOptions) -> Skele
       part = slice(start, start + _CHUNK)
       x[part], lengths[part] = preprocess.pre_normalize(
           np.asarray(x[part]), lengths[part], ds.get_layout(), opt.normalize)
+  # Recorded in the npz (key 'normalize'): sensor sources with --normalize=none are raw
+  # coordinates; an npz/pyskl/MS-G3D input keeps what it said about itself (unknown: nothing).
+  if opt.normalize != 'none':
+    ds.meta['normalize'] = opt.normalize
+  elif opt.source in ('ntu_raw', 'etri_csv', 'synthetic'):
+    ds.meta['normalize'] = 'none'
   return dataclasses.replace(ds, x=x, lengths=lengths)
 
 
@@ -229,7 +236,8 @@ def _define_flags():
   flags.DEFINE_bool('overwrite', False, 'Replace an existing output.')
   flags.DEFINE_string('labels', None, 'msg3d: the (names, labels) pickle(s), comma-separated.')
   flags.DEFINE_string('missing_list', None, 'ntu_raw: official missing-skeletons list.')
-  flags.DEFINE_string('gender_file', None, 'etri_csv: gender_age.txt (default: in --input).')
+  flags.DEFINE_string('gender_file', None, 'etri_csv: gender_age.txt (default: in --input); '
+                      'ntu_raw: a per-performer gender CSV of P###,M|F rows.')
   flags.DEFINE_bool('keep_multi_person', False, 'etri_csv: keep two-person actions (A044-A048) '
                     'and samples where more than one body appears.')
   flags.DEFINE_string('pyskl_split', None, "pyskl: split name in the pickle, e.g. 'xsub'.")

@@ -3,9 +3,9 @@
     python studies/privacy.py [--data_dir=../shared/data] [--out=runs/privacy]
         [--cases=msrc12_subject,kgbd_subject,kgbd_gender] [--methods=recommended,...]
 
-Each (case, method) is one pipeline run of configs/recommended.py (`python -m skeleton_anon.main`,
-in its own process and workdir, so an interrupted study resumes where it stopped) with the
-method's overrides. Every run's report.json already holds three points of the frontier: the
+Each (case, method) is one pipeline run (`python -m skeleton_anon.main`, in its own process and
+workdir, so an interrupted study resumes where it stopped) of the method's config with its
+overrides (METHODS). Every run's report.json already holds three points of the frontier: the
 original data, the bone-retargeting baseline and the anonymized data, each scored by the attack
 suite retrained on that version (strongest attacker per task), plus fidelity and utility for the
 anonymized data. The study gathers them into OUT/privacy.json, OUT/privacy_tables.md (the tables
@@ -34,12 +34,16 @@ CASES = {
                                                '--config.data.test_fraction=0.3333']),
 }
 
-# method -> overrides of configs/recommended.py (its own settings are 'recommended').
+# method -> (config file, overrides). 'recommended' is configs/recommended.py as it ships (the
+# style prior); 'learned' is configs/recommended_learned.py (the best trained network).
 METHODS = {
-    'recommended': [],
-    'residual_mlp': ['--config.anonymizer.arch=residual_mlp',
-                     '--config.anonymizer.knobs={}'],
-    'no_feature_attacker': ['--config.anonymize.feature_attack_weight=0.0'],
+    'recommended': ('recommended.py', []),
+    'keep_style_0.3': ('recommended.py', ['--config.anonymizer.knobs.keep_style=0.3']),
+    'learned': ('recommended_learned.py', []),
+    'residual_mlp': ('recommended_learned.py', ['--config.anonymizer.arch=residual_mlp',
+                                                '--config.anonymizer.knobs={}']),
+    'no_feature_attacker': ('recommended_learned.py',
+                            ['--config.anonymize.feature_attack_weight=0.0']),
 }
 
 
@@ -51,10 +55,11 @@ def run_case(case: str, method: str, data_dir: str, out: str, extra: list[str]) 
     print(f'{case}: {path} not found, skipped')
     return None
   workdir = os.path.join(out, case, method)
+  config, method_overrides = METHODS[method]
   command = [sys.executable, '-m', 'skeleton_anon.main',
-             f'--config={ROOT}/configs/recommended.py', f'--workdir={workdir}',
+             f'--config={ROOT}/configs/{config}', f'--workdir={workdir}',
              f'--config.data.path={path}', f'--config.data.privacy_target={target}',
-             *overrides, *METHODS[method], *extra]
+             *overrides, *method_overrides, *extra]
   print(f'{case} / {method}: {" ".join(command[2:])}', flush=True)
   start = time.time()
   subprocess.run(command, check=True, cwd=ROOT)

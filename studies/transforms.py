@@ -27,7 +27,7 @@ Transforms (all share the front end `canon`; bones at the training split's media
              (the training encodings; a shipped model contains them) re-encodes each released
              sequence, finds the partner by one nearest-neighbour search and solves the blend
              for the own sequence; the suite is then refitted on the recovered sequences.
-The predicted action is a class-balanced logistic regression (attacks.linear) on the
+The predicted action is a class-balanced logistic regression (models.linear) on the
 standardised body+motion features (data.features) of the canonical training sequences; the
 predicted person (only used to exclude oneself from the partner draw) likewise. KGBD has one
 action, so its partner is any training walk of another (predicted) person.
@@ -58,7 +58,7 @@ sys.path.insert(0, ROOT)
 
 from skeleton_anon.attacks import suite  # noqa: E402
 from skeleton_anon.attacks.data import AttackData  # noqa: E402
-from skeleton_anon.attacks.linear import (LogisticRegression, Standardizer,  # noqa: E402
+from skeleton_anon.models.linear import (LogisticRegression, Standardizer,  # noqa: E402
                                           nearest_neighbour_scores)
 from skeleton_anon.data import features as features_lib, splits, transforms  # noqa: E402
 from skeleton_anon.data.dataset import load_npz  # noqa: E402
@@ -136,30 +136,13 @@ def canonical_frame(x, lengths, j):
 
 
 def encode(x, lengths, layout, tf):
-  """[N, 1, tf, V, 3]: unit bone directions (bone ending at joint j) and, in the root's slot,
-  the root's position; linearly resampled to tf frames."""
-  bones = transforms.bone_vectors(x, layout.parents)
-  norm = np.linalg.norm(bones, axis=-1, keepdims=True)
-  packed = np.divide(bones, norm, out=np.zeros_like(bones), where=norm > 0)
-  packed[..., layout.root, :] = x[..., layout.root, :]
-  return transforms.resample(packed, lengths, tf)
+  """[N, 1, tf, V, 3]: unit bone directions and the root's position (data.transforms)."""
+  return transforms.direction_encoding(x, lengths, layout, tf)
 
 
 def decode(packed, out_lengths, num_frames, layout, blen):
   """Skeletons [N, 1, num_frames, V, 3] from encodings, each resampled to out_lengths[n]."""
-  tf = packed.shape[2]
-  path = transforms.ancestor_matrix(layout)
-  out = np.zeros((len(packed), 1, num_frames) + packed.shape[3:], np.float32)
-  for n_frames in np.unique(out_lengths):
-    idx = np.flatnonzero(out_lengths == n_frames)
-    q = transforms.resample(packed[idx], np.full(len(idx), tf), int(n_frames))
-    root = q[..., layout.root:layout.root + 1, :]
-    d = q.copy()
-    d[..., layout.root, :] = 0
-    norm = np.linalg.norm(d, axis=-1, keepdims=True)
-    d = np.divide(d, norm, out=np.zeros_like(d), where=norm > 0)
-    out[idx, :, :n_frames] = root + np.einsum('jk,...kc->...jc', path, d * blen[:, None])
-  return out
+  return transforms.direction_decoding(packed, out_lengths, num_frames, layout, blen)
 
 
 # ----------------------------------------------------------------------------------------------

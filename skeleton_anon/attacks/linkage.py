@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from skeleton_anon.attacks.linear import LogisticRegression, Standardizer
+from skeleton_anon.models.linear import LogisticRegression, Standardizer
 
 # 5,000 anchors: the AUC's interval is then ~+-0.01, and the verifier fits in seconds.
 MAX_PAIRS = 10_000

@@ -27,7 +27,7 @@ import numpy as np
 
 from skeleton_anon.attacks import linkage as linkage_lib, neural
 from skeleton_anon.attacks.data import AttackData
-from skeleton_anon.attacks.linear import (LogisticRegression, Standardizer,
+from skeleton_anon.models.linear import (LogisticRegression, Standardizer,
                                           nearest_neighbour_scores)
 from skeleton_anon.data import features as features_lib
 from skeleton_anon.errors import ConfigError

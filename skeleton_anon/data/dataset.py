@@ -164,8 +164,11 @@ def validate(ds: SkeletonDataset, path=None) -> SkeletonDataset:
       **recording, layout=layout.name, edges=layout.edges if layout.name == 'custom' else None)
 
 
+# Optional string scalar: how `prepare` normalised the coordinates ('none', 'agcn', 'pyskl').
+# Kept in meta['normalize']; an anonymizer refuses data normalised otherwise than its own.
+NORMALIZE_KEY = 'normalize'
 _KNOWN_KEYS = {'x', 'lengths', 'action', 'subject', 'gender', 'split', 'names', 'layout',
-               'edges', *RECORDING_KEYS}
+               'edges', NORMALIZE_KEY, *RECORDING_KEYS}
 
 
 def load_npz(path, *, mmap: bool = False) -> SkeletonDataset:
@@ -196,6 +199,11 @@ def load_npz(path, *, mmap: bool = False) -> SkeletonDataset:
   names = arrays.get('names')
   if names is not None:
     _check(path, names.dtype.kind in 'US', f'names must be strings, got {names.dtype}', 'names')
+  normalize = arrays.get(NORMALIZE_KEY)
+  if normalize is not None:
+    _check(path, normalize.ndim == 0 and normalize.dtype.kind in 'US',
+           f'normalize must be a string scalar, got {normalize.dtype} {list(normalize.shape)}',
+           NORMALIZE_KEY)
   x = arrays['x']
   if not mmap:
     x = np.asarray(x)
@@ -206,7 +214,8 @@ def load_npz(path, *, mmap: bool = False) -> SkeletonDataset:
       camera=arrays.get('camera'), setup=arrays.get('setup'),
       replication=arrays.get('replication'),
       meta={'path': path, 'source': 'npz',
-            'extra_keys': sorted(set(arrays) - _KNOWN_KEYS)})
+            'extra_keys': sorted(set(arrays) - _KNOWN_KEYS),
+            'normalize': None if normalize is None else str(normalize)})
   return validate(ds, path)
 
 
@@ -246,6 +255,8 @@ def save_npz(ds: SkeletonDataset, path, *, overwrite: bool = False,
   for key in RECORDING_KEYS:
     if getattr(ds, key) is not None:
       arrays[key] = getattr(ds, key)
+  if ds.meta.get('normalize') is not None:
+    arrays[NORMALIZE_KEY] = np.asarray(str(ds.meta['normalize']))
 
   def write(tmp):
     with open(tmp, 'wb') as f:

@@ -24,12 +24,21 @@ from skeleton_anon.data.ntu import parse_sample_name
 from skeleton_anon.data.safe_pickle import safe_load
 from skeleton_anon.errors import DataError, OutputExistsError
 
-_LAYOUT_BY_JOINTS = {layout.num_joints: name for name, layout in LAYOUTS.items()}
+# These files name no layout, so the joint count picks one, but only between the depth-sensor
+# skeletons they carry (NTU's 25 joints, Kinect v1's 20): 25 joints are ntu25, never openpose25,
+# and other counts are not guessed (17 could be coco17 or h36m17; a skeleton of one's own may
+# have any count).
+_LAYOUT_BY_JOINTS = {LAYOUTS[name].num_joints: name for name in ('ntu25', 'kinect_v1_20')}
 
 
 def layout_for_joints(num_joints: int, path=None) -> str:
   """The registered layout with `num_joints` joints (25 -> ntu25, 20 -> kinect_v1_20)."""
   if num_joints not in _LAYOUT_BY_JOINTS:
+    same = [name for name, layout in LAYOUTS.items() if layout.num_joints == num_joints]
+    if same:
+      raise DataError(path, f'{num_joints} joints match no registered layout by count alone '
+                      f'(registered with {num_joints}: {", ".join(same)}); convert to the '
+                      "generic .npz and set its 'layout'")
     raise DataError(path, f'{num_joints} joints match no registered layout '
                     f'({sorted(_LAYOUT_BY_JOINTS)}); convert to the generic .npz with your '
                     "own 'edges' instead")

@@ -25,6 +25,7 @@ from skeleton_anon.data import collect
 from skeleton_anon.data.ntu_fast import (VALUES_PER_BODY, VALUES_PER_JOINT, NotCanonical,
                                              place_bodies, read_fast)
 from skeleton_anon.data.dataset import SkeletonDataset, validate
+from skeleton_anon.data.genders import genders_of, read_gender_file
 from skeleton_anon.errors import DataError
 
 
@@ -223,7 +224,8 @@ def list_skeleton_files(folder) -> list[str]:
 
 def read_ntu(source, *, max_persons: int = 2, max_frames: int = 300, num_joints: int = 25,
              workers: int = 1, on_error: str = 'stop', missing_list=None,
-             progress: bool = True, buffer: dict | None = None) -> SkeletonDataset:
+             gender_file=None, progress: bool = True,
+             buffer: dict | None = None) -> SkeletonDataset:
   """Reads a folder (or list) of NTU `.skeleton` files into a validated dataset.
 
   Args:
@@ -236,6 +238,9 @@ def read_ntu(source, *, max_persons: int = 2, max_frames: int = 300, num_joints:
       meta['skipped'] as `collect.Skipped(name, reason)`.
     missing_list: optional path of the official missing-skeletons list; listed samples are left
       out (meta['skipped'], reason 'in the missing-skeletons list').
+    gender_file: optional per-performer gender list (a CSV of `P###,M|F` rows as the public
+      NTU gender lists have; see `genders.read_gender_file`): the output then has `gender`,
+      -1 for performers it does not list (meta['notes'] names them).
     progress: show a progress bar.
     buffer: keyword arguments for `collect.SampleBuffer` (`directory`, `threshold`).
   Returns:
@@ -257,6 +262,8 @@ def read_ntu(source, *, max_persons: int = 2, max_frames: int = 300, num_joints:
     if 'performer' not in fields or 'action' not in fields:
       raise DataError(f, 'name does not follow NTU SsssCcccPpppRrrrAaaa (performer and action '
                       'are needed)')
+  # Read before the (long) parse, so that a bad gender list fails at once.
+  genders = read_gender_file(gender_file) if gender_file is not None else None
   load = functools.partial(load_sample, max_persons=max_persons, num_joints=num_joints)
   got = collect.gather(files, [_stem(f) for f in files], load, persons=max_persons,
                        frames=max_frames, joints=num_joints, workers=workers,
@@ -269,8 +276,12 @@ def read_ntu(source, *, max_persons: int = 2, max_frames: int = 300, num_joints:
                       f'no readable sample ({len(skipped)} skipped)')
     x, lengths = got.buffer.arrays()
     ds = _dataset(x, lengths, got.names, got.infos, num_joints)
+    notes = []
+    if genders is not None:
+      ds.gender, note = genders_of(ds.subject + 1, genders)
+      notes += [note] if note else []
     ds.meta.update(source='ntu_raw', skipped=skipped, cropped=got.buffer.cropped,
-                   buffer=got.buffer)
+                   buffer=got.buffer, notes=notes)
     return validate(ds, source if isinstance(source, (str, os.PathLike)) else None)
   except BaseException:
     got.buffer.close()

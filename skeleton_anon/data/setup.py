@@ -31,6 +31,12 @@ class PreparedData:
   num_privacy: int
   source: str
   privacy_target: str = 'subject'
+  # Samples whose privacy label is unknown (-1): not trained or scored on, but anonymized and
+  # exported with the rest (meta['source_index'] of every part says where each sample came from).
+  unlabelled: SkeletonDataset | None = None
+  # The split that was used: 'file' (the dataset's own `split`, which wins over the config's
+  # data.split_rule) or the rule that made it.
+  split_used: str = 'file'
 
 
 def input_files(cfg) -> list[str]:
@@ -61,6 +67,7 @@ def _load(cfg) -> tuple[SkeletonDataset, str]:
   # Files come normalised by `prepare`; generated data gets the same treatment here.
   x, lengths = preprocess.pre_normalize(ds.x, ds.lengths, ds.get_layout(),
                                         cfg.synthetic_normalize)
+  ds.meta['normalize'] = cfg.synthetic_normalize
   return dataclasses.replace(ds, x=x, lengths=lengths), 'synthetic'
 
 
@@ -72,17 +79,30 @@ def _crop(ds: SkeletonDataset, max_frames: int) -> SkeletonDataset:
   return ds
 
 
+def _with_source_index(ds: SkeletonDataset, mask: np.ndarray) -> SkeletonDataset:
+  """ds.subset(mask), its meta['source_index'] (positions in the input file) subset with it."""
+  part = ds.subset(mask)
+  part.meta['source_index'] = np.asarray(ds.meta['source_index'])[mask]
+  return part
+
+
 def prepare_data(cfg) -> PreparedData:
   """config.data -> PreparedData. Split from the file, else `cfg.split_rule`."""
   ds, source = _load(cfg)
   ds = _crop(ds, int(cfg.max_frames))
+  ds.meta['source_index'] = np.arange(ds.num_samples)
   privacy = ds.privacy_labels(cfg.privacy_target)
   known = privacy >= 0
+  unlabelled = None
   if not known.all():
-    logging.info('dropping %d samples with unknown %s', int((~known).sum()), cfg.privacy_target)
-    ds, privacy = ds.subset(known), privacy[known]
+    logging.info('%d samples with unknown %s: not used for training or scoring, exported '
+                 'anonymized with label -1', int((~known).sum()), cfg.privacy_target)
+    unlabelled = _with_source_index(ds, ~known)
+    ds, privacy = _with_source_index(ds, known), privacy[known]
   split = ds.split
+  split_used = 'file'
   if split is None:
+    split_used = str(cfg.split_rule)
     from skeleton_anon.data import splits
     split = splits.make_split(ds, cfg.split_rule, privacy_target=cfg.privacy_target,
                               seed=int(cfg.get('split_seed', 0)),
@@ -96,7 +116,8 @@ def prepare_data(cfg) -> PreparedData:
     from skeleton_anon.data import splits
     splits.check_identity_split(privacy[train_mask], privacy[test_mask])
   return PreparedData(
-      train=ds.subset(train_mask), test=ds.subset(test_mask), layout=ds.get_layout(),
+      train=_with_source_index(ds, train_mask), test=_with_source_index(ds, test_mask),
+      layout=ds.get_layout(), unlabelled=unlabelled, split_used=split_used,
       privacy_train=privacy[train_mask].astype(np.int32),
       privacy_test=privacy[test_mask].astype(np.int32),
       num_actions=int(ds.action.max()) + 1, num_privacy=int(privacy.max()) + 1, source=source,

@@ -147,3 +147,69 @@ def resample(x: np.ndarray, lengths: np.ndarray, num_frames: int) -> np.ndarray:
   a = x[idx, :, lo].transpose(0, 2, 1, 3, 4)                              # [N, M, K, V, C]
   b = x[idx, :, hi].transpose(0, 2, 1, 3, 4)
   return a * (1 - w) + b * w
+
+
+def direction_encoding(x: np.ndarray, lengths: np.ndarray, layout: Layout,
+                       num_frames: int) -> np.ndarray:
+  """float32 [N, M, num_frames, V, C]: unit bone directions, resampled to num_frames.
+
+  Entry j holds the direction of the bone ending at joint j; the root's entry holds the root's
+  position instead. Bone lengths are gone from the encoding (`direction_decoding` puts chosen
+  ones back), and every sequence has the same number of frames, so sequences of different
+  people and durations are vectors of one space.
+  """
+  bones = bone_vectors(np.asarray(x, np.float32), layout.parents)
+  norm = np.linalg.norm(bones, axis=-1, keepdims=True)
+  packed = np.divide(bones, norm, out=np.zeros_like(bones), where=norm > 0)
+  packed[..., layout.root, :] = x[..., layout.root, :]
+  return resample(packed, lengths, num_frames)
+
+
+def direction_decoding(packed: np.ndarray, out_lengths: np.ndarray, num_frames: int,
+                       layout: Layout, bone_lengths_: np.ndarray, *,
+                       present: np.ndarray | None = None) -> np.ndarray:
+  """Skeletons [N, M, num_frames, V, C] from `direction_encoding`s, sample n resampled to
+  out_lengths[n] frames (the rest zero) with every bone at `bone_lengths_` [V].
+
+  Directions are renormalised after resampling (and after whatever was done to them), so bone
+  lengths are constant over time by construction. A person slot is present where `present`
+  [N, M] says (default: where the encoding is non-zero); absent ones stay zero.
+  """
+  packed = np.asarray(packed, np.float32)
+  encoded_frames = packed.shape[2]
+  path = ancestor_matrix(layout)
+  out = np.zeros(packed.shape[:2] + (num_frames,) + packed.shape[3:], np.float32)
+  if present is None:
+    present = np.any(packed != 0, axis=(2, 3, 4))                           # [N, M]
+  out_lengths = np.clip(np.asarray(out_lengths), 1, num_frames)
+  for n_frames in np.unique(out_lengths):
+    idx = np.flatnonzero(out_lengths == n_frames)
+    q = resample(packed[idx], np.full(len(idx), encoded_frames), int(n_frames))
+    root = q[..., layout.root:layout.root + 1, :].copy()
+    q[..., layout.root, :] = 0
+    norm = np.linalg.norm(q, axis=-1, keepdims=True)
+    d = np.divide(q, norm, out=np.zeros_like(q), where=norm > 0)
+    rebuilt = root + np.einsum('jk,...kc->...jc', path, d * bone_lengths_[:, None])
+    out[idx, :, :n_frames] = rebuilt * present[idx][:, :, None, None, None]
+  return out
+
+
+def first_person_mean_posture(x: np.ndarray, lengths: np.ndarray, layout: Layout
+                              ) -> tuple[np.ndarray, np.ndarray]:
+  """(root-centred time-mean posture [N, V, C], time-mean root position [N, C]) of each
+  sample's first person (slot 0), over its valid frames."""
+  mask = valid_mask(x, lengths)[:, 0].astype(np.float64)                  # [N, T]
+  weight = mask / np.maximum(mask.sum(1, keepdims=True), 1.0)
+  mean = np.einsum('nt,ntvc->nvc', weight, np.asarray(x[:, 0], np.float64))
+  root = mean[:, layout.root]
+  return mean - root[:, None], root
+
+
+def rigid_alignment(posture: np.ndarray, reference: np.ndarray) -> np.ndarray:
+  """[N, C, C] rotations R (det +1) that best map each posture [N, V, C] onto reference
+  [V, C] in least squares, R @ posture[n, v] ~ reference[v] (Kabsch)."""
+  cov = np.einsum('vi,nvj->nij', np.asarray(reference, np.float64), posture)
+  u, _, vt = np.linalg.svd(cov)
+  flip = np.sign(np.linalg.det(u @ vt))
+  u[:, :, -1] *= flip[:, None]
+  return u @ vt

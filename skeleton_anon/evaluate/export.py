@@ -43,27 +43,37 @@ def sha256_file(path, chunk: int = 1 << 20) -> str:
 _NOT_PER_SAMPLE = ('layout', 'edges', 'meta')
 
 
-def combine_splits(train: SkeletonDataset, test: SkeletonDataset) -> SkeletonDataset:
-  """One dataset holding train then test, with `split` 0/1 (the input file's shape of things).
+def combine_splits(train: SkeletonDataset, test: SkeletonDataset,
+                   unlabelled: SkeletonDataset | None = None) -> SkeletonDataset:
+  """One dataset holding train, test (and unlabelled) samples, with `split` 0/1 (the input
+  file's shape of things). Unlabelled samples (privacy label unknown, used for nothing but
+  export) keep their own split when they have one, else count as training data.
 
-  When both halves carry `meta['source_index']` (their positions in the input file), the samples
+  When every part carries `meta['source_index']` (its positions in the input file), the samples
   are put back in the input's order, so the export lines up with the input sample by sample.
   """
-  if train.x.shape[1:] != test.x.shape[1:]:
-    raise ValueError(f'train {train.x.shape[1:]} and test {test.x.shape[1:]} sample shapes differ')
+  parts = [train, test] + ([unlabelled] if unlabelled is not None else [])
+  for part in parts[1:]:
+    if part.x.shape[1:] != train.x.shape[1:]:
+      raise ValueError(f'sample shapes differ between the parts: {train.x.shape[1:]} and '
+                       f'{part.x.shape[1:]}')
   joined = {}
   for field in dataclasses.fields(SkeletonDataset):
     if field.name in _NOT_PER_SAMPLE:
       continue
-    a, b = getattr(train, field.name), getattr(test, field.name)
-    # An optional array present in only one half cannot be written for all samples: drop it.
-    joined[field.name] = None if a is None or b is None else np.concatenate([a, b])
-  joined['split'] = np.concatenate([np.zeros(train.num_samples, np.int8),
-                                    np.ones(test.num_samples, np.int8)])
-  combined = dataclasses.replace(train, meta={}, **joined)
-  src_train, src_test = train.meta.get('source_index'), test.meta.get('source_index')
-  if src_train is not None and src_test is not None:
-    order = np.argsort(np.concatenate([src_train, src_test]), kind='stable')
+    values = [getattr(part, field.name) for part in parts]
+    # An optional array missing from one part cannot be written for all samples: drop it.
+    joined[field.name] = (None if any(v is None for v in values) else np.concatenate(values))
+  splits = [np.zeros(train.num_samples, np.int8), np.ones(test.num_samples, np.int8)]
+  if unlabelled is not None:
+    splits.append(np.zeros(unlabelled.num_samples, np.int8) if unlabelled.split is None
+                  else np.asarray(unlabelled.split, np.int8))
+  joined['split'] = np.concatenate(splits)
+  combined = dataclasses.replace(train, meta={'normalize': train.meta.get('normalize')},
+                                 **joined)
+  sources = [part.meta.get('source_index') for part in parts]
+  if all(src is not None for src in sources):
+    order = np.argsort(np.concatenate(sources), kind='stable')
     combined = combined.subset(order)
   return combined
 
@@ -83,6 +93,7 @@ def build_manifest(*, config: Mapping | None, checkpoint_step: int | None,
 
 
 def export_anonymized(train: SkeletonDataset, test: SkeletonDataset, export_dir, *,
+                      unlabelled: SkeletonDataset | None = None,
                       source_format: str | None = None, config: Mapping | None = None,
                       checkpoint_step: int | None = None, report_summary: Mapping | None = None,
                       input_files: Sequence[str] = (), overwrite: bool = True) -> dict:
@@ -91,6 +102,7 @@ def export_anonymized(train: SkeletonDataset, test: SkeletonDataset, export_dir,
   Args:
     train, test: anonymized datasets (labels as in the input).
     export_dir: directory to write into (created when missing).
+    unlabelled: anonymized samples whose privacy label is unknown (generic npz only).
     source_format: the input's format; 'msg3d' adds the MS-G3D npy+pkl files.
     config, checkpoint_step, report_summary: recorded in the manifest.
     input_files: the files the run read (their SHA-256 goes into the manifest).
@@ -103,7 +115,7 @@ def export_anonymized(train: SkeletonDataset, test: SkeletonDataset, export_dir,
   os.makedirs(export_dir, exist_ok=True)
   outputs = {}
   generic = os.path.join(export_dir, GENERIC_NAME)
-  save_npz(combine_splits(train, test), generic, overwrite=overwrite)
+  save_npz(combine_splits(train, test, unlabelled), generic, overwrite=overwrite)
   outputs[GENERIC_NAME] = generic
   if source_format == 'msg3d':
     for part, ds in (('train', train), ('test', test)):

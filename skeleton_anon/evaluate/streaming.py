@@ -24,7 +24,8 @@ from skeleton_anon.errors import DataError, OutputExistsError
 
 # apply(x [B, M, T, V, 3] float32, lengths [B] int32) -> x' of the same shape.
 ApplyFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-# check(x [B, M, T, V, 3], layout name or None) raises when the data does not fit the anonymizer.
+# check(x [B, M, T, V, 3], layout name or None, edges=, normalize=) raises when the data does not
+# fit the anonymizer (edges and normalize: the npz's own keys, None when it has none).
 CheckFn = Callable[[np.ndarray, 'str | None'], None]
 
 
@@ -179,7 +180,8 @@ def anonymize_npz(input_path, output_path, apply_fn: ApplyFn, *, batch_size: int
     try:
       for lo, batch in stream.batches(batch_size):
         if lo == 0 and check is not None:
-          check(batch.x, batch.layout)
+          check(batch.x, batch.layout, edges=stream.small.get('edges'),
+                normalize=stream.small.get('normalize'))
         out[lo:lo + batch.num_samples] = _apply_checked(apply_fn, batch.x, batch.lengths)
         if progress is not None:
           progress(lo + batch.num_samples, n)

@@ -3,11 +3,11 @@
   python -m skeleton_anon.models NAME --num_classes=K --persons=M --layout=L [--frames=T]
 
 NAME is a registered classifier (msg3d, msg3d_nog3d, ...) or anonymizer (residual_mlp,
-autoencoder). --layout is a registered layout name (ntu25, kinect_v1_20) or the path of a dataset
-.npz, whose layout and bones are used (and, unless given, its persons and frames). Shapes come from
-jax.eval_shape, so even full-size models are summarised without running them. Counts include only
-trainable parameters ('params'), like PyTorch's parameter counts; BatchNorm statistics are listed
-separately.
+autoencoder). --layout is a registered layout name (ntu25, kinect_v1_20, coco17, h36m17,
+openpose25, mediapipe33, smpl24) or the path of a dataset .npz, whose layout and bones are used
+(and, unless given, its persons and frames). Shapes come from jax.eval_shape, so even full-size
+models are summarised without running them. Counts include only trainable parameters ('params'),
+like PyTorch's parameter counts; BatchNorm statistics are listed separately.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from skeleton_anon.data.layouts import Layout
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import graph, layers
 from skeleton_anon.data.transforms import bone_vectors
-from skeleton_anon.models.registry import register_classifier
+from skeleton_anon.models.registry import check_channels, register_classifier
 from skeleton_anon.models.stgcn import check_input_joints
 
 STREAMS = ('joint', 'bone')
@@ -145,6 +145,8 @@ def build_agcn(*, num_classes: int, layout, num_persons: int, stream: str = 'joi
   """One 2s-AGCN stream on `layout`'s spatial partition graph."""
   if stream not in STREAMS:
     raise ConfigError(f'agcn: stream must be one of {STREAMS}, got {stream!r}')
+  check_channels('agcn', base_channels, at_least=embed_ratio,
+                 why=f'the graph embedding is base_channels // embed_ratio={embed_ratio} wide')
   return AGCN(num_classes=num_classes, num_persons=num_persons,
               layout=layout, stream=stream, base_channels=base_channels,
               blocks_per_stage=tuple(blocks_per_stage), temporal_kernel=temporal_kernel,

@@ -30,7 +30,7 @@ import numpy as np
 
 from skeleton_anon.data.layouts import Layout
 from skeleton_anon.models import graph, layers
-from skeleton_anon.models.registry import register_classifier
+from skeleton_anon.models.registry import check_channels, register_classifier
 from skeleton_anon.models.stgcn import check_input_joints
 
 _conv_init = layers.kaiming_fan_out_init
@@ -169,6 +169,9 @@ def build_ctrgcn(*, num_classes: int, layout, num_persons: int, base_channels: i
                  dilations: Sequence[int] = (1, 2), rel_reduction: int = 8,
                  dropout: float = 0.0) -> CTRGCN:
   """CTR-GCN on `layout`'s spatial partition graph."""
+  check_channels('ctrgcn', base_channels, multiple_of=len(dilations) + 2, at_least=rel_reduction,
+                 why=f'{len(dilations) + 2} temporal branches (len(dilations) + 2) and a relation '
+                     f'width of base_channels // rel_reduction={rel_reduction}')
   return CTRGCN(num_classes=num_classes, num_persons=num_persons,
                 layout=layout, base_channels=base_channels,
                 blocks_per_stage=tuple(blocks_per_stage), temporal_kernel=temporal_kernel,

@@ -64,12 +64,3 @@ def hop_distance(layout: Layout) -> np.ndarray:
     dist[frontier] = d
     reach |= frontier
   return dist
-
-
-def k_hop_adjacency(layout: Layout, k: int, *, with_self: bool = False) -> np.ndarray:
-  """0/1 [V, V]: pairs exactly k hops apart (k=0: identity); MS-G3D's disentangled neighbours."""
-  dist = hop_distance(layout)
-  a = (dist == k).astype(np.float32)
-  if with_self and k > 0:
-    a += np.eye(layout.num_joints, dtype=np.float32)
-  return a

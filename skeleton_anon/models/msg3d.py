@@ -33,7 +33,7 @@ from skeleton_anon.errors import ConfigError
 from skeleton_anon.models.layers import InputBatchNorm, PoolingHead
 from skeleton_anon.models.msg3d_blocks import (MultiScaleGraphConv, MultiScaleTemporalConv,
                                                MultiWindowG3D)
-from skeleton_anon.models.registry import register_classifier
+from skeleton_anon.models.registry import check_channels, register_classifier
 
 
 class MSG3D(nn.Module):
@@ -91,9 +91,7 @@ def _build(name: str, *, num_classes: int, layout: Layout, num_persons: int, use
       knobs[key] = tuple(int(k) for k in knobs[key])
   branches = len(knobs.get('tcn_dilations', MSG3D.tcn_dilations)) + 2
   base = knobs.get('base_channels', MSG3D.base_channels)
-  if base % branches:
-    raise ConfigError(f'classifier {name!r}: base_channels={base} must be a multiple of '
-                      f'{branches} (the MS-TCN branch count)')
+  check_channels(name, base, multiple_of=branches, why='the MS-TCN branch count')
   windows = tuple(knobs.get('windows', MSG3D.windows))
   knobs.setdefault('window_dilations', (1,) * len(windows))
   if len(windows) != len(knobs['window_dilations']):

@@ -48,6 +48,18 @@ def _check_knobs(kind: str, name: str, builder: Callable, knobs: dict, given: se
     raise ConfigError(f'{kind} {name!r}: unknown knobs {unknown}; known: {known}')
 
 
+def check_channels(name: str, base_channels: int, *, multiple_of: int = 1, at_least: int = 1,
+                   why: str = '') -> None:
+  """base_channels that a network cannot split is a one-line ConfigError at build time, not a
+  shape error from inside its first forward pass."""
+  base_channels = int(base_channels)
+  if base_channels < max(at_least, 1) or base_channels % multiple_of:
+    need = [f'>= {max(at_least, 1)}'] + ([f'a multiple of {multiple_of}'] if multiple_of > 1
+                                          else [])
+    raise ConfigError(f'classifier {name!r}: base_channels={base_channels} must be '
+                      f'{" and ".join(need)}' + (f' ({why})' if why else ''))
+
+
 class FrameStride(nn.Module):
   """`inner` on every `stride`-th frame: long sequences (KGBD's 300 frames) at a fraction of the
   cost, for classifiers whose verdict does not need every frame."""

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from skeleton_anon.models import layers
-from skeleton_anon.models.registry import register_classifier
+from skeleton_anon.models.registry import check_channels, register_classifier
 
 # The original CUDA backward replaces the offset gradient by this step times its sign ...
 SHIFT_GRAD_STEP = 0.01
@@ -241,6 +241,7 @@ def build_shiftgcn(*, num_classes: int, layout, num_persons: int, base_channels:
                    shift_init_scale: float = 1.0) -> ShiftGCN:
   """Shift-GCN for `layout` (its joint count sets the spatial shift and per-joint parameters)."""
   del layout  # The spatial shift needs only V, which the input's shape gives.
+  check_channels('shiftgcn', base_channels)
   return ShiftGCN(num_classes=num_classes, num_persons=num_persons,
                   base_channels=base_channels, blocks_per_stage=tuple(blocks_per_stage),
                   shift_init_scale=shift_init_scale)

@@ -28,7 +28,7 @@ import numpy as np
 from skeleton_anon.data.layouts import Layout
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import graph, layers
-from skeleton_anon.models.registry import register_classifier
+from skeleton_anon.models.registry import check_channels, register_classifier
 
 
 def stgcn_spatial_partition(layout) -> np.ndarray:
@@ -126,6 +126,7 @@ def build_stgcn(*, num_classes: int, layout, num_persons: int, base_channels: in
                 blocks_per_stage: Sequence[int] = (4, 3, 3), temporal_kernel: int = 9,
                 dropout: float = 0.5, edge_importance: bool = True) -> STGCN:
   """ST-GCN on `layout`'s spatial partition (centre joint = `layout.center`)."""
+  check_channels('stgcn', base_channels)
   return STGCN(num_classes=num_classes, num_persons=num_persons,
                layout=layout, base_channels=base_channels,
                blocks_per_stage=tuple(blocks_per_stage), temporal_kernel=temporal_kernel,

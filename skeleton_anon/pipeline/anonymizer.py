@@ -1,7 +1,8 @@
 """The trained anonymizer as one object: how it is applied, saved and loaded.
 
-`Anonymizer.apply` is the single place where retargeting-first and the network come together, so
-training, evaluation, export and the `anonymize` command cannot disagree on what "anonymized" is.
+`Anonymizer.apply` is the single place where retargeting-first and the network come together (or
+where the fitted style prior is applied instead of a network), so training, evaluation, export
+and the `anonymize` command cannot disagree on what "anonymized" is.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import orbax.checkpoint as ocp
 from skeleton_anon.data import transforms
 from skeleton_anon.data.layouts import Layout, get_layout
 from skeleton_anon.errors import ConfigError
-from skeleton_anon.models import build_anonymizer
+from skeleton_anon.models import build_anonymizer, style_prior
 from skeleton_anon.pipeline.workdir import StageMarkers
 from skeleton_anon.train import parallel, pretrain
 
 ANONYMIZER_DIR = 'anonymizer'
+# anonymizer.arch of the fitted (not trained) anonymizer, models/style_prior.py.
+STYLE_PRIOR = 'style_prior'
+STYLE_PRIOR_FILE = 'style_prior.npz'
 
 
 @dataclasses.dataclass
@@ -31,7 +35,9 @@ class Anonymizer:
 
   f is `model.apply(variables, x, lengths)`. R is bone-length retargeting to `retarget_lengths`
   along `layout` when the run set anonymizer.retarget_first (the network was trained on R(x),
-  so R must come first wherever it is applied), else the identity.
+  so R must come first wherever it is applied), else the identity. For arch 'style_prior' the
+  anonymizer is the fitted `prior` (models/style_prior.py; it retargets itself) and model and
+  variables are unused.
   """
   arch: str
   model: Any
@@ -39,10 +45,13 @@ class Anonymizer:
   step: int = 0
   retarget_lengths: np.ndarray | None = None
   layout: Layout | None = None
+  prior: style_prior.StylePrior | None = None
 
   def apply(self, x, lengths, *, mesh, batch_size: int = 64) -> np.ndarray:
     """f(R(x)) for all of x in batches, float32 [N, M, T, V, C]."""
     x, lengths = np.asarray(x, np.float32), np.asarray(lengths, np.int32)
+    if self.prior is not None:
+      return style_prior.anonymize(self.prior, x, lengths, self.layout)
     if self.retarget_lengths is not None:
       x = transforms.retarget(x, lengths, self.layout, self.retarget_lengths)
     return pretrain.apply_anonymizer(self.model, self.variables, x, lengths, mesh=mesh,
@@ -50,16 +59,24 @@ class Anonymizer:
 
 
 def save_anonymizer(anonymizer: Anonymizer, workdir: str, *, knobs: dict, num_persons: int,
-                    num_joints: int, num_frames: int, layout_name: str) -> None:
+                    num_joints: int, num_frames: int, layout_name: str,
+                    normalize: str | None = None) -> None:
   """workdir/anonymizer/: the final variables (Orbax) and anonymizer.json to rebuild the model."""
   directory = os.path.join(os.path.abspath(workdir), ANONYMIZER_DIR)
-  checkpointer = ocp.StandardCheckpointer()
-  checkpointer.save(os.path.join(directory, 'variables'), anonymizer.variables, force=True)
-  checkpointer.wait_until_finished()
+  if anonymizer.prior is not None:
+    if jax.process_index() == 0:
+      os.makedirs(directory, exist_ok=True)
+      tmp = os.path.join(directory, STYLE_PRIOR_FILE + '.tmp.npz')
+      np.savez(tmp, **anonymizer.prior.to_arrays())
+      os.replace(tmp, os.path.join(directory, STYLE_PRIOR_FILE))
+  else:
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(os.path.join(directory, 'variables'), anonymizer.variables, force=True)
+    checkpointer.wait_until_finished()
   layout = anonymizer.layout
   info = {'arch': anonymizer.arch, 'knobs': knobs, 'num_persons': num_persons,
           'num_joints': num_joints, 'num_frames': num_frames, 'layout': layout_name,
-          'step': anonymizer.step,
+          'step': anonymizer.step, 'normalize': normalize,
           'edges': layout.edges.tolist() if layout is not None and layout.name == 'custom'
                    else None,
           'retarget_lengths': (None if anonymizer.retarget_lengths is None
@@ -73,7 +90,7 @@ def load_anonymizer(workdir: str, mesh=None) -> tuple[Anonymizer, dict]:
   """(Anonymizer, info) of a workdir whose anonymize stage finished.
 
   info holds arch, knobs, num_persons, num_joints, num_frames, layout, edges (custom layouts),
-  retarget_lengths (None unless anonymizer.retarget_first) and step; the variables are
+  normalize (how the training data was normalised, None when unknown), retarget_lengths (None unless anonymizer.retarget_first) and step; the variables are
   replicated on `mesh` (default: all devices). Raises ConfigError when there is none.
   """
   directory = os.path.join(os.path.abspath(workdir), ANONYMIZER_DIR)
@@ -84,6 +101,10 @@ def load_anonymizer(workdir: str, mesh=None) -> tuple[Anonymizer, dict]:
   with open(info_path) as f:
     info = json.load(f)
   layout = get_layout(info['layout'], edges=info.get('edges'), num_joints=info['num_joints'])
+  if info['arch'] == STYLE_PRIOR:
+    with np.load(os.path.join(directory, STYLE_PRIOR_FILE), allow_pickle=False) as arrays:
+      prior = style_prior.StylePrior.from_arrays(arrays)
+    return Anonymizer(STYLE_PRIOR, None, {}, 0, layout=layout, prior=prior), info
   model = build_anonymizer(info['arch'], num_persons=info['num_persons'],
                            num_joints=info['num_joints'], layout=layout, **info['knobs'])
   x = np.zeros((1, info['num_persons'], info['num_frames'], info['num_joints'], 3), np.float32)

@@ -4,6 +4,7 @@ classifier banks and how to train more (`Banks`), and the `Run` that holds them 
 from __future__ import annotations
 
 import dataclasses
+import json
 import zlib
 from typing import Any
 
@@ -12,11 +13,12 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
-from skeleton_anon.data.setup import PreparedData, prepare_data
+from skeleton_anon.data.setup import PreparedData, input_files, prepare_data
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import build_classifier
+from skeleton_anon.pipeline import fingerprints
 from skeleton_anon.pipeline.anonymizer import Anonymizer
-from skeleton_anon.pipeline.workdir import StageMarkers, check_config
+from skeleton_anon.pipeline.workdir import StageMarkers, check_config, stored_config
 from skeleton_anon.train import parallel, pretrain, steps
 from skeleton_anon.train.checkpoint import has_checkpoint
 from skeleton_anon.train.loop import StopRequested
@@ -42,13 +44,22 @@ class RunIO:
   """The workdir side of a run: stage markers, checkpoint folders, the TensorBoard writer.
 
   writer is a tensorboardX SummaryWriter on workdir/tb (None on processes other than 0).
+  stamps: stage -> {'fingerprint', 'settings'} of this run (pipeline/fingerprints.py), written
+  into each finished stage's marker.
   """
   workdir: str
   writer: Any = None
+  stamps: dict = dataclasses.field(default_factory=dict)
+  stale: tuple = ()               # stages made stale at start because their inputs changed
 
   @property
   def markers(self) -> StageMarkers:
-    return StageMarkers(self.workdir)
+    markers = StageMarkers(self.workdir)
+    markers.stamps = self.stamps
+    return markers
+
+  def fingerprint(self, stage: str) -> str:
+    return self.stamps[stage]['fingerprint']
 
   def checkpoint_dir(self, name: str) -> str:
     return f'{self.workdir}/checkpoints/{name}'
@@ -106,9 +117,12 @@ class Banks(dict):
       same = labels_train.shape == privacy.shape and np.array_equal(labels_train, privacy)
       task = 'privacy' if same else 'action'
     seeds = tuple(int(s) for s in seeds)
+    digest = zlib.crc32(labels_train.tobytes() + np.asarray(lengths_train).tobytes())
     if name is None:
-      digest = zlib.crc32(labels_train.tobytes() + np.asarray(lengths_train).tobytes())
       name = f'{role}_{task}_{arch}_{"-".join(map(str, seeds))}_{digest:08x}'
+    # Batch order and step keys from what the members learn (task, architecture, labels), not
+    # from which members share the bank, so a seed's classifier is the same in any bank.
+    stream = f'{task}_{arch}_{digest:08x}'
     model = self.classifier(arch, num_classes)
     x_train = np.asarray(x_train, np.float32)
     directory = self.io.checkpoint_dir(name)
@@ -116,9 +130,9 @@ class Banks(dict):
     arrays = {'x': x_train, 'lengths': np.asarray(lengths_train, np.int32), 'label': labels_train}
     result = pretrain.train_bank_variables(
         model, variables, arrays, self.config.pretrain[task], mesh=self.mesh,
-        checkpoint_dir=directory, seed=stage_seed(self.config, name), name=name,
+        checkpoint_dir=directory, seed=stage_seed(self.config, stream), name=name,
         writer=self.io.writer, stop_after_steps=int(self.config.debug.stop_after_steps),
-        bank_form=self.form(variables))
+        bank_form=self.form(variables), member_ids=seeds)
     raise_if_stopped(result, name)
     self.history[name] = result.history
     return Bank(arch=arch, task=task, role=role, model=model,
@@ -184,8 +198,27 @@ class Run:
                                  batch_size=int(self.config.evaluate.batch_size))
 
 
+def _stage_stamps(config, workdir: str, previous: dict | None):
+  """(this run's stage stamps, the stages made stale): stages of the workdir whose inputs
+  changed lose their markers (fingerprints.invalidate_stale) before anything runs. `previous`
+  is the config the workdir stored before this run (judges markers without a fingerprint)."""
+  plain = json.loads(config.to_json_best_effort(sort_keys=True))
+  files = fingerprints.input_files_digest(input_files(config.data))
+  prints = fingerprints.fingerprints(plain, files)
+  stale = fingerprints.invalidate_stale(StageMarkers(workdir), f'{workdir}/checkpoints', plain,
+                                        prints, previous=previous, data_files=files,
+                                        writer=jax.process_index() == 0)
+  if stale:
+    logging.info('stages rerun because their inputs changed: %s (and what follows them)',
+                 ', '.join(stale))
+  stamps = {stage: {'fingerprint': fp, 'settings': fingerprints.stage_settings(plain, stage)}
+            for stage, fp in prints.items()}
+  return stamps, tuple(stale)
+
+
 def make_run(config, workdir: str, mesh: Mesh | None = None) -> Run:
   """Checks the workdir's config, loads the data and returns a Run with no stage done yet."""
+  previous = stored_config(workdir)
   check_config(workdir, config)
   data = prepare_data(config.data)
   logging.info('data %s: %d train, %d test samples, %d actions, %d %s classes', data.source,
@@ -196,6 +229,7 @@ def make_run(config, workdir: str, mesh: Mesh | None = None) -> Run:
     import tensorboardX
     writer = tensorboardX.SummaryWriter(f'{workdir}/tb')
   mesh = mesh or parallel.make_mesh()
-  io = RunIO(workdir=workdir, writer=writer)
+  stamps, stale = _stage_stamps(config, workdir, previous)
+  io = RunIO(workdir=workdir, writer=writer, stamps=stamps, stale=stale)
   banks = Banks(config, mesh, data, io)
   return Run(config=config, mesh=mesh, data=data, io=io, banks=banks, history=banks.history)

@@ -50,7 +50,9 @@ def _retrained_attackers(run, anon_train: np.ndarray) -> dict:
   for task in run.tasks:
     num_classes = run.data.num_actions if task == 'action' else run.data.num_privacy
     for arch in cfg.retrained[task]:
-      name = f'retrained_{task}_{arch}'
+      # Named by the anonymizer's fingerprint: an attacker is tied to the anonymizer it
+      # attacked, and is never restored from a checkpoint trained on another one's output.
+      name = f'retrained_{task}_{arch}_{run.io.fingerprint("anonymize")}'
       logging.info('evaluate: training the %s attacker %s on anonymized data', task, arch)
       banks[name] = run.banks.train(arch, labels[task], num_classes, tuple(cfg.retrained_seeds),
                                    anon_train, run.data.train.lengths, task=task, role='retrained',
@@ -70,7 +72,22 @@ def _run_facts(run) -> dict:
       'checkpoint_step': None if run.anonymizer is None else int(run.anonymizer.step),
       'layout': run.data.layout.name,
       'privacy_only': run.privacy_only,
+      # The split the run used; a file's own split wins over data.split_rule.
+      'split': {'used': run.data.split_used, 'config_rule': str(cfg.data.split_rule),
+                'file_overrode_config': (run.data.split_used == 'file'
+                                         and str(cfg.data.split_rule) not in ('auto', 'file'))},
+      # What each stage ran with (from its marker: a continued workdir may have changed the
+      # config since), and the stage fingerprints that tie the results together.
+      'stages': {stage: {k: v for k, v in (_ran_with(run, stage) or {}).items()
+                         if k in ('fingerprint', 'settings', 'finished')}
+                 for stage in ('pretrain', 'anonymize', 'evaluate')},
   }
+
+
+def _ran_with(run, stage: str) -> dict | None:
+  """The finished stage's marker, or (for the stage now running) this run's stamp."""
+  info = run.io.markers.read(stage)
+  return info if info is not None else run.io.stamps.get(stage)
 
 
 def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None):
@@ -205,7 +222,10 @@ def _config_dict(config) -> dict:
 
 
 def run_export(run) -> dict:
-  """The export stage: anonymized train and test under workdir/export/, with manifest.json.
+  """The export stage: the input anonymized, under workdir/export/, with manifest.json.
+
+  The generic npz holds every input sample in the input's order (names kept), the split the run
+  used, and the samples whose privacy label is unknown (label -1, anonymized like the rest).
 
   The MS-G3D npy+pkl copy is written when the input came in that format (the dataset's
   meta['source'] says 'msg3d') or config.export.msg3d is set. Returns {file name: path}.
@@ -214,6 +234,9 @@ def run_export(run) -> dict:
     raise RuntimeError('export needs the trained anonymizer (the anonymize stage has not run)')
   train = run.data.train.with_x(run.anonymize(run.data.train.x, run.data.train.lengths))
   test = run.data.test.with_x(run.anonymize(run.data.test.x, run.data.test.lengths))
+  unlabelled = run.data.unlabelled
+  if unlabelled is not None:
+    unlabelled = unlabelled.with_x(run.anonymize(unlabelled.x, unlabelled.lengths))
   if not _is_writer():
     return {}
   summary = None
@@ -224,7 +247,7 @@ def run_export(run) -> dict:
            or bool(run.config.export.get('msg3d', False)))
   inputs = [p for p in data_setup.input_files(run.config.data) if os.path.isfile(p)]
   return export_anonymized(train, test, os.path.join(run.workdir, 'export'),
-                           source_format='msg3d' if msg3d else None,
+                           unlabelled=unlabelled, source_format='msg3d' if msg3d else None,
                            config=_config_dict(run.config),
                            checkpoint_step=run.anonymizer.step, report_summary=summary,
                            input_files=inputs, overwrite=True)

@@ -10,23 +10,33 @@ from skeleton_anon.data import transforms
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import build_anonymizer
 from skeleton_anon.pipeline import evaluation
-from skeleton_anon.pipeline.anonymizer import Anonymizer, save_anonymizer
+from skeleton_anon.pipeline.anonymizer import STYLE_PRIOR, Anonymizer, save_anonymizer
 from skeleton_anon.pipeline.context import raise_if_stopped
 from skeleton_anon.train import anonymization
+from skeleton_anon.train.style_prior import fit_style_prior
 from skeleton_anon.train.pretrain import Bank
 
 
 def bank_specs(config, tasks=('action', 'privacy')) -> list[tuple[str, str, str, str,
                                                                    tuple[int, ...]]]:
-  """(name, task, role, arch, seeds) of every bank the pretrain stage provides for `tasks`."""
+  """(name, task, role, arch, seeds) of every bank the pretrain stage provides for `tasks`.
+
+  The style prior is fitted without any classifier, so the banks a trained anonymizer would be
+  trained against are held-out judges of it (role 'holdout_seed').
+  """
   specs = []
+  first_role = ('holdout_seed' if config.anonymizer.arch == STYLE_PRIOR else 'trained_against')
   for task in tasks:
     arch = config.classifiers[task].arch
-    specs.append((task, task, 'trained_against', arch, tuple(config.classifiers[task].seeds)))
+    specs.append((task, task, first_role, arch, tuple(config.classifiers[task].seeds)))
     holdout_seeds = tuple(config.evaluate.holdout_seeds[task])
     if holdout_seeds:
       specs.append((f'{task}_holdout_seed', task, 'holdout_seed', arch, holdout_seeds))
     for other in config.evaluate.holdout_archs[task]:
+      if other == arch:
+        raise ConfigError(f'evaluate.holdout_archs.{task} lists {other!r}, the architecture '
+                          f'the {task} classifiers already use; a held-out architecture must be '
+                          'another family (use evaluate.holdout_seeds for more seeds)')
       specs.append((f'{task}_holdout_arch_{other}', task, 'holdout_arch', other,
                     tuple(config.evaluate.holdout_arch_seeds)))
   return specs
@@ -91,9 +101,43 @@ def _anonymizer_model(run):
                           **cfg.knobs.to_dict())
 
 
+def _save_and_mark(run) -> None:
+  cfg, data = run.config, run.data
+  if not run.io.markers.done('anonymize'):
+    save_anonymizer(run.anonymizer, run.workdir, knobs=cfg.anonymizer.knobs.to_dict(),
+                    num_persons=data.train.num_persons, num_joints=data.train.num_joints,
+                    num_frames=data.train.num_frames, layout_name=data.train.layout,
+                    normalize=data.train.meta.get('normalize'))
+  run.io.markers.mark('anonymize', {'step': run.anonymizer.step})
+
+
+def fit_style_prior_stage(run) -> None:
+  """The style-prior anonymizer (models/style_prior.py): fitted in closed form on the training
+  split, no classifier involved (the pretrained banks only judge it)."""
+  cfg, data = run.config, run.data
+  knobs = cfg.anonymizer.knobs.to_dict()
+  unknown = sorted(set(knobs) - {'components', 'frames', 'keep_style'})
+  if unknown:
+    raise ConfigError(f'anonymizer style_prior: unknown knobs {unknown}; known: components, '
+                      'frames, keep_style')
+  if run.io.markers.done('anonymize'):
+    logging.info('anonymize: fitted earlier, refitted (closed form, deterministic)')
+  prior = fit_style_prior(data.train.x, data.train.lengths, data.train.action,
+                          data.train.subject, data.layout, seed=int(cfg.anonymizer.seed),
+                          **knobs)
+  logging.info('anonymize: style prior fitted (%d actions, %d components, %d frames)',
+               len(prior.actions), prior.basis.shape[-1], prior.frames)
+  run.anonymizer = Anonymizer(STYLE_PRIOR, None, {}, 0, layout=data.layout, prior=prior)
+  _save_and_mark(run)
+
+
 def anonymize_stage(run) -> None:
-  """Auto-encoder pretraining when configured, then ensemble or adversarial anonymization."""
+  """Auto-encoder pretraining when configured, then ensemble or adversarial anonymization (or
+  the style prior's closed-form fit)."""
   cfg, data, io = run.config, run.data, run.io
+  if cfg.anonymizer.arch == STYLE_PRIOR:
+    fit_style_prior_stage(run)
+    return
   if io.markers.done('anonymize'):
     logging.info('anonymize: finished earlier, skipped (reloading the trained anonymizer)')
   model = _anonymizer_model(run)
@@ -145,11 +189,7 @@ def anonymize_stage(run) -> None:
     banks['adversary'] = Bank(arch=base.arch, task='privacy', role='trained_against',
                               model=base.model, variables=adversary, seeds=seeds,
                               num_classes=base.num_classes)
-  if not io.markers.done('anonymize'):
-    save_anonymizer(run.anonymizer, run.workdir, knobs=cfg.anonymizer.knobs.to_dict(),
-                    num_persons=data.train.num_persons, num_joints=data.train.num_joints,
-                    num_frames=data.train.num_frames, layout_name=data.train.layout)
-  io.markers.mark('anonymize', {'step': run.anonymizer.step})
+  _save_and_mark(run)
 
 
 def evaluate_stage(run) -> None:

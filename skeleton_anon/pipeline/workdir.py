@@ -38,6 +38,15 @@ def _write_json(path: str, data) -> None:
   atomic_write(path, write, overwrite=True)
 
 
+def stored_config(workdir: str) -> dict | None:
+  """The config a workdir stored (workdir/config.json), or None for a new workdir."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def check_config(workdir: str, config) -> None:
   """Stores the config in workdir/config.json, or refuses one that differs from the stored one.
 
@@ -65,10 +74,15 @@ def check_config(workdir: str, config) -> None:
 
 
 class StageMarkers:
-  """workdir/stages/<name>.json exists once stage <name> finished (written last, atomically)."""
+  """workdir/stages/<name>.json exists once stage <name> finished (written last, atomically).
+
+  `stamps` (stage -> {'fingerprint', 'settings'}, see fingerprints.py) is merged into the marker
+  a stage writes, so a later run can tell whether the stage's inputs changed since.
+  """
 
   def __init__(self, workdir: str):
     self.directory = os.path.join(workdir, 'stages')
+    self.stamps: dict[str, dict] = {}
 
   def path(self, name: str) -> str:
     return os.path.join(self.directory, f'{name}.json')
@@ -76,9 +90,27 @@ class StageMarkers:
   def done(self, name: str) -> bool:
     return os.path.exists(self.path(name))
 
+  def read(self, name: str) -> dict | None:
+    """The marker's content, or None when the stage has not finished."""
+    if not self.done(name):
+      return None
+    with open(self.path(name)) as f:
+      return json.load(f)
+
+  def names(self) -> list[str]:
+    """Every marker present."""
+    if not os.path.isdir(self.directory):
+      return []
+    return sorted(f[:-5] for f in os.listdir(self.directory) if f.endswith('.json'))
+
+  def remove(self, name: str) -> None:
+    if jax.process_index() == 0 and self.done(name):
+      os.remove(self.path(name))
+
   def mark(self, name: str, info: dict | None = None) -> None:
     if jax.process_index() != 0:
       return
     os.makedirs(self.directory, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-    _write_json(self.path(name), {'finished': stamp, **(info or {})})
+    _write_json(self.path(name), {'finished': stamp, **self.stamps.get(name, {}),
+                                  **(info or {})})

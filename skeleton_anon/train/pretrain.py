@@ -67,11 +67,17 @@ def init_bank(model: nn.Module, seeds: Sequence[int], example_x: np.ndarray, *,
 
 def train_bank_variables(model: nn.Module, variables: dict, arrays: dict, train_cfg, *,
                          mesh: Mesh, checkpoint_dir: str, seed: int, name: str, writer=None,
-                         stop_after_steps: int = 0, bank_form: str = 'vmap') -> LoopResult:
+                         stop_after_steps: int = 0, bank_form: str = 'vmap',
+                         member_ids: Sequence[int] | None = None) -> LoopResult:
   """Trains a bank on arrays {'x', 'lengths', 'label'} with train_cfg (epochs, batch_size, lr,
   weight_decay, milestones, ...). Resumes from `checkpoint_dir` (then `variables` may be abstract,
   see init_bank); returns the loop result whose states['bank'] is the final NetState (leading seed
-  axis)."""
+  axis).
+
+  `seed` sets the batch order and the step keys; `member_ids` (the init seeds) give each member
+  its own dropout stream (steps.bank_train_step). With the same `seed`, a member trained in a
+  bank of several ends where it would alone: the bank a role names is its seeds' classifiers.
+  """
   num = len(arrays['label'])
   iterator = data_iter.EpochIterator(num, train_cfg.batch_size, seed=seed)
   tx = state_lib.build_optimizer(train_cfg, iterator.steps_per_epoch)
@@ -80,7 +86,9 @@ def train_bank_variables(model: nn.Module, variables: dict, arrays: dict, train_
     bank_state = jax.eval_shape(lambda v: state_lib.init_bank_state(v, tx), variables)
   else:
     bank_state = parallel.replicate(state_lib.init_bank_state(variables, tx), mesh)
-  step = steps.jit_step(functools.partial(steps.bank_train_step, bank_form=bank_form), model, tx)
+  member_ids = None if member_ids is None else tuple(int(i) for i in member_ids)
+  step = steps.jit_step(functools.partial(steps.bank_train_step, bank_form=bank_form,
+                                          member_ids=member_ids), model, tx)
 
   def step_fn(states, indices, rng, _):
     batch = parallel.gather_batch(arrays, indices, iterator.batch_size, mesh)

@@ -109,14 +109,23 @@ def _train_one(model: nn.Module, tx: optax.GradientTransformation, state: NetSta
 
 
 def bank_train_step(model: nn.Module, tx: optax.GradientTransformation, state: NetState,
-                    batch: dict, rng: jax.Array, *, bank_form: str = 'vmap'):
+                    batch: dict, rng: jax.Array, *, bank_form: str = 'vmap',
+                    member_ids: tuple[int, ...] | None = None):
   """One step for every classifier of a bank (leading seed axis S) on batch['label'].
 
-  Each member gets its own dropout key; all see the same batch. Returns (state, metrics) with
+  Each member gets its own dropout key; all see the same batch. With `member_ids` (the members'
+  init seeds) member i's key is fold_in(rng, member_ids[i]): its dropout stream is the same
+  whichever bank, and however many other members, it trains in. Without them (an adversary
+  population numbered by position) the step's key is split S ways. Returns (state, metrics) with
   metrics 'loss' and 'accuracy' of shape [S].
   """
   num_seeds = jax.tree.leaves(state.params)[0].shape[0]
-  rngs = jax.random.split(rng, num_seeds)
+  if member_ids is None:
+    rngs = jax.random.split(rng, num_seeds)
+  else:
+    if len(member_ids) != num_seeds:
+      raise ValueError(f'{len(member_ids)} member ids for a bank of {num_seeds}')
+    rngs = jax.vmap(lambda i: jax.random.fold_in(rng, i))(jnp.asarray(member_ids, jnp.uint32))
 
   def train(member):
     member_state, member_rng = member
@@ -124,15 +133,6 @@ def bank_train_step(model: nn.Module, tx: optax.GradientTransformation, state: N
                       member_rng)
 
   return over_members(train, (state, rngs), bank_form)
-
-
-def bank_eval_step(model: nn.Module, variables: dict, batch: dict, bank_form: str = 'vmap'):
-  """Sums over the batch for a bank: weighted top-1 and top-5 hits [S] and the weight total."""
-  logits = bank_logits(model, variables, batch['x'], bank_form)
-  w = batch['weight']
-  top1 = jnp.sum(jax.vmap(lambda l: losses.topk_correct(l, batch['label'], 1))(logits) * w, -1)
-  top5 = jnp.sum(jax.vmap(lambda l: losses.topk_correct(l, batch['label'], 5))(logits) * w, -1)
-  return {'top1': top1, 'top5': top5, 'count': jnp.sum(w)}
 
 
 # ---------------------------------------------------------------- anonymizer

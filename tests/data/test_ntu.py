@@ -237,3 +237,16 @@ def test_vectorised_decimals_equal_numpy_parsing_bit_for_bit():
   np.testing.assert_array_equal(got.view(np.uint64), expected.view(np.uint64))
   with pytest.raises(ntu_fast.NotCanonical):
     ntu_fast._decimals(data + b' 1x', np.array([len(data) + 1]), np.array([len(data) + 3]))
+
+
+def test_gender_file_gives_per_performer_gender(tmp_path):
+  rng = np.random.default_rng(4)
+  for name in ('S001C001P001R001A001', 'S001C001P002R001A001', 'S001C001P003R001A002'):
+    write(tmp_path / f'{name}.skeleton', skeleton_text(random_frames(rng, 3, 1)))
+  genders = tmp_path / 'genders.csv'
+  genders.write_text('P001,M\nP002,F\n')          # P003 is not listed
+  ds = ntu.read_ntu(tmp_path, max_frames=4, gender_file=genders, progress=False)
+  np.testing.assert_array_equal(ds.gender, [1, 0, -1])
+  assert any('performers [3]' in note for note in ds.meta['notes'])
+  with pytest.raises(DataError, match='gender file does not exist'):
+    ntu.read_ntu(tmp_path, gender_file=tmp_path / 'absent.csv', progress=False)

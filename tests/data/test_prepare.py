@@ -60,6 +60,7 @@ def test_ntu_folder_with_normalize_none_keeps_the_files_values(ntu_folder, tmp_p
                        split='leakage_safe')
   _, summary = prepare(opt)
   ds = load_npz(out)
+  assert ds.meta['normalize'] == 'none'            # recorded in the file: raw sensor values
   assert list(ds.names) == sorted(frames)
   assert ds.x.shape == (3, 2, 8, 25, 3)
   for i, name in enumerate(ds.names):
@@ -89,6 +90,7 @@ def test_default_agcn_normalisation_and_memmap(ntu_folder, tmp_path):
                        on_error='skip', progress=False, memmap_threshold=0)
   prepare(opt)
   ds = load_npz(out)
+  assert ds.meta['normalize'] == 'agcn'
   # Centred on person 0's spine-mid joint, frame by frame.
   np.testing.assert_allclose(ds.x[:, 0, :, 1], 0, atol=1e-6)
   assert not [p for p in tmp_path.iterdir() if p.name.startswith('.')]
@@ -112,6 +114,7 @@ def test_msg3d_train_and_test_files(tmp_path):
       labels=f'{tmp_path}/train.pkl,{tmp_path}/val.pkl', output=str(out), normalize='none',
       max_frames=6, progress=False))
   ds = load_npz(out)
+  assert ds.meta['normalize'] is None              # MS-G3D arrays do not say how they were made
   np.testing.assert_array_equal(ds.split, [0, 0, 0, 1, 1])
   np.testing.assert_array_equal(ds.x[3:], test.transpose(0, 4, 2, 3, 1))
   np.testing.assert_array_equal(ds.x[:3], train.transpose(0, 4, 2, 3, 1))

@@ -67,3 +67,32 @@ def test_export_msg3d_copy_reads_back(tmp_path, make_skeletons):
   np.testing.assert_array_equal(back.x, test.x)
   np.testing.assert_array_equal(back.action, test.action)
   assert np.load(written['train_data_joint.npy']).shape == (3, 3, 8, 25, 2)
+
+
+def test_prepared_data_keeps_order_and_unlabelled_samples_for_the_export(tmp_path,
+                                                                          make_skeletons):
+  """The export is the input anonymized: every sample (unknown gender too), in the input's
+  order, names and split kept."""
+  import ml_collections
+  from skeleton_anon.data.dataset import save_npz
+  from skeleton_anon.data.setup import prepare_data
+  n = 12
+  x, lengths, _ = make_skeletons(n=n, m=1, t=8, seed=3)
+  gender = (np.arange(n) % 2).astype(np.int32)
+  gender[[3, 8]] = -1
+  ds = SkeletonDataset(x=x, lengths=lengths, action=(np.arange(n) % 2).astype(np.int32),
+                       subject=(np.arange(n) % 4).astype(np.int32), gender=gender,
+                       layout='ntu25', split=(np.arange(n) % 3 == 0).astype(np.int8),
+                       names=np.array([f's{i:02d}' for i in range(n)]))
+  path = tmp_path / 'in.npz'
+  save_npz(ds, path)
+  cfg = ml_collections.ConfigDict(dict(path=str(path), privacy_target='gender', max_frames=0,
+                                       split_rule='file', label_path=''))
+  data = prepare_data(cfg)
+  assert data.unlabelled.names.tolist() == ['s03', 's08']
+  assert data.train.num_samples + data.test.num_samples == n - 2
+  combined = export.combine_splits(data.train, data.test, data.unlabelled)
+  assert combined.names.tolist() == ds.names.tolist()
+  assert combined.gender.tolist() == gender.tolist()
+  assert combined.split.tolist() == ds.split.tolist()
+  np.testing.assert_array_equal(combined.x, ds.x)

@@ -135,6 +135,9 @@ def test_pipeline_evaluate_export_and_anonymize(tmp_path, make_skeletons):
 
   # export/: train + test anonymized, equal to applying the run's anonymizer.
   exported = load_npz(os.path.join(workdir, 'export', 'anonymized.npz'))
+  # The input's samples in the input's order, with the split the run used.
+  assert exported.names.tolist() == ds.names.tolist()
+  assert exported.split.tolist() == ds.split.tolist()
   manifest = json.load(open(os.path.join(workdir, 'export', 'manifest.json')))
   assert manifest['checkpoint_step'] == run.anonymizer.step > 0
   assert list(manifest['inputs']) == [str(data_path)]

@@ -40,7 +40,7 @@ def test_npz_stream_equals_in_memory(tmp_path, make_skeletons, compress):
   before = _digest(src)
   seen = []
   n = streaming.anonymize_npz(src, dst, _shift, batch_size=3,
-                              check=lambda x, layout: seen.append((x.shape, layout)),
+                              check=lambda x, layout, **_: seen.append((x.shape, layout)),
                               progress=lambda done, total: seen.append((done, total)))
   assert n == 7 and _digest(src) == before
   assert seen == [((3, 2, 10, 25, 3), 'ntu25'), (3, 7), (6, 7), (7, 7)]
@@ -74,7 +74,7 @@ def test_npz_stream_bad_inputs(tmp_path, make_skeletons):
   assert not dst.exists() and not [p for p in os.listdir(tmp_path) if p.startswith('.out')]
   # A check that refuses the data stops before anything is written.
   save_npz(ds, tmp_path / 'ok.npz')
-  def refuse(x, layout):
+  def refuse(x, layout, **_):
     raise DataError(str(tmp_path / 'ok.npz'), f'anonymizer expects 1 person, data has {x.shape[1]}')
   with pytest.raises(DataError, match='expects 1 person'):
     streaming.anonymize_npz(tmp_path / 'ok.npz', dst, _shift, check=refuse)
@@ -101,3 +101,31 @@ def test_msg3d_npy_stream(tmp_path, make_skeletons):
   np.save(tmp_path / 'flat.npy', np.zeros((2, 3, 4), np.float32))
   with pytest.raises(DataError, match=r'flat.npy.*\(N, 3, T, V, M\)'):
     streaming.anonymize_msg3d_npy(tmp_path / 'flat.npy', tmp_path / 'o.npy', _shift)
+
+
+def test_anonymize_refuses_other_edges_and_other_normalisation(tmp_path, make_skeletons):
+  """Same joint count, another skeleton or joint order, or coordinates normalised otherwise:
+  one line, nothing written. The npz records its normalisation (key 'normalize')."""
+  import dataclasses
+  from skeleton_anon.anonymize import compatibility_check
+  from skeleton_anon.data.layouts import get_layout
+  ds = _dataset(make_skeletons)
+  ntu_edges = get_layout('ntu25').edges
+  custom = dataclasses.replace(ds, layout='custom', edges=ntu_edges, meta={'normalize': 'agcn'})
+  path = tmp_path / 'custom.npz'
+  save_npz(custom, path)
+  assert load_npz(path).meta['normalize'] == 'agcn'
+  info = dict(num_persons=2, num_joints=25, layout='custom', edges=ntu_edges.tolist(),
+              normalize='agcn')
+  out = tmp_path / 'out.npz'
+  assert streaming.anonymize_npz(path, out, _shift, check=compatibility_check(info, str(path)))
+  # Another joint order: the same 24 bones renumbered.
+  perm = np.roll(np.arange(25), 3)
+  other = {**info, 'edges': perm[ntu_edges].tolist()}
+  with pytest.raises(DataError, match='other edges'):
+    streaming.anonymize_npz(path, tmp_path / 'a.npz', _shift,
+                            check=compatibility_check(other, str(path)))
+  with pytest.raises(DataError, match="normalised by 'agcn' .*anonymizer: 'none'"):
+    streaming.anonymize_npz(path, tmp_path / 'b.npz', _shift,
+                            check=compatibility_check({**info, 'normalize': 'none'}, str(path)))
+  assert not (tmp_path / 'a.npz').exists() and not (tmp_path / 'b.npz').exists()

@@ -221,3 +221,18 @@ def test_frame_stride_reads_every_kth_frame():
                              rtol=1e-5, atol=1e-5)
   with pytest.raises(ConfigError, match='frame_stride must be >= 1'):
     build_classifier('stgcn', num_classes=3, layout=layout, num_persons=1, frame_stride=0)
+
+
+@pytest.mark.parametrize('name,knobs,needs', [
+    ('ctrgcn', dict(base_channels=10, dilations=(1, 2)), 'multiple of 4'),
+    ('ctrgcn', dict(base_channels=4, dilations=(1, 2)), '>= 8'),
+    ('agcn', dict(base_channels=2, embed_ratio=4), '>= 4'),
+    ('msg3d', dict(base_channels=10), 'multiple of 6'),
+    ('stgcn', dict(base_channels=0), '>= 1'),
+])
+def test_channels_a_network_cannot_split_are_one_line_errors(name, knobs, needs):
+  from skeleton_anon.errors import ConfigError
+  from skeleton_anon.models import build_classifier
+  from skeleton_anon.data.layouts import get_layout
+  with pytest.raises(ConfigError, match=f"classifier '{name}': base_channels=.*{needs}"):
+    build_classifier(name, num_classes=3, layout=get_layout('ntu25'), num_persons=1, **knobs)

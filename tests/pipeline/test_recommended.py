@@ -1,6 +1,7 @@
-"""configs/recommended.py end to end at toy size: the temporal anonymizer against a population of
-fresh adversaries and the statistics attacker, judged by the attack suite; and a single-action
-file runs privacy-only instead of training meaningless action classifiers."""
+"""configs/recommended.py (the style prior) and configs/recommended_learned.py (the temporal
+anonymizer against a population of fresh adversaries and the statistics attacker) end to end at
+toy size, judged by the attack suite; a single-action file runs privacy-only instead of training
+meaningless action classifiers."""
 
 import json
 import os
@@ -15,20 +16,23 @@ from skeleton_anon.data.dataset import save_npz
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _recommended(data_path, privacy_target):
+def _recommended(data_path, privacy_target, name='recommended'):
   sys.path.insert(0, os.path.join(REPO, 'configs'))
   try:
-    import recommended
+    module = __import__(name)
   finally:
     sys.path.pop(0)
-  c = recommended.get_config()
+  c = module.get_config()
   c.data.path, c.data.privacy_target = str(data_path), privacy_target
   # Toy sizes; everything else is the recommended setting.
   c.model_knobs.sgn.width = 8
   for section in (c.pretrain.action, c.pretrain.privacy):
     section.epochs, section.batch_size, section.milestones = 1, 16, []
-  c.anonymizer.knobs.width = 8
-  c.anonymizer.knobs.dilations = (1, 2)
+  if c.anonymizer.arch == 'style_prior':
+    c.anonymizer.knobs.components = 4
+  else:
+    c.anonymizer.knobs.width = 8
+    c.anonymizer.knobs.dilations = (1, 2)
   c.anonymize.epochs, c.anonymize.batch_size, c.anonymize.milestones = 1, 16, []
   c.anonymize.adversary_reset_every = 2
   c.evaluate.noise_sigmas = [0.05]
@@ -47,21 +51,50 @@ def _file(tmp_path, num_actions):
 
 
 @pytest.mark.slow
-def test_recommended_runs_and_reports_the_strongest_attacker(tmp_path):
+def test_recommended_style_prior_runs_judged_by_classifiers_it_never_saw(tmp_path):
   from skeleton_anon import pipeline
+  from skeleton_anon.pipeline.anonymizer import load_anonymizer
   workdir = str(tmp_path / 'run')
   run = pipeline.run(_recommended(_file(tmp_path, 2), 'subject'), workdir)
   report = json.load(open(os.path.join(workdir, 'report.json')))
-  assert report['run']['anonymizer'] == 'temporal' and report['run']['retarget_first']
-  assert report['run']['privacy_only'] is None
+  assert report['run']['anonymizer'] == 'style_prior'
   assert {'original', 'anonymized', 'retarget'} == set(report['strongest'])
-  assert report['strongest']['anonymized']['action'] is not None
-  # Bone lengths constant over time by construction (output='bones', retargeted first).
+  # Fitted without classifiers: every pretrained bank is a held-out judge, none is white-box.
+  assert {b.role for b in run.banks.values()} == {'holdout_seed'}
+  assert {e['role'] for e in report['evaluations']} == {'holdout_seed', 'retrained'}
+  assert 'adversary' not in run.banks
   assert report['fidelity']['bone_std_changed'] < 1e-4
-  # A population of two adversaries trained from scratch.
+  x = run.data.test.x
+  x_anon = run.anonymize(x, run.data.test.lengths)
+  assert not np.allclose(x_anon, x)
+  # Deterministic (evaluation and export agree) and reloadable from the workdir.
+  loaded, info = load_anonymizer(workdir)
+  assert info['arch'] == 'style_prior'
+  np.testing.assert_array_equal(loaded.apply(x, run.data.test.lengths, mesh=run.mesh), x_anon)
+
+
+@pytest.mark.slow
+def test_recommended_learned_trains_against_a_fresh_population(tmp_path, monkeypatch):
+  """The learned config's training path (evaluation is the style prior test's, above)."""
+  from skeleton_anon import pipeline
+  from skeleton_anon.data import transforms
+  from skeleton_anon.pipeline import stages
+  monkeypatch.setattr(stages.evaluation, 'run_evaluate', lambda run: None)
+  monkeypatch.setattr(stages.evaluation, 'run_export', lambda run: None)
+  workdir = str(tmp_path / 'run')
+  run = pipeline.run(_recommended(_file(tmp_path, 2), 'subject', 'recommended_learned'), workdir)
+  assert run.config.anonymizer.arch == 'temporal' and run.config.anonymizer.retarget_first
+  # A population of two adversaries trained from scratch; the first seeds were trained against.
   assert run.banks['adversary'].size == 2
-  x_anon = run.anonymize(run.data.test.x, run.data.test.lengths)
-  assert not np.allclose(x_anon, run.data.test.x)
+  assert run.banks['privacy'].role == 'trained_against'
+  x, lengths = run.data.test.x, run.data.test.lengths
+  x_anon = run.anonymize(x, lengths)
+  assert not np.allclose(x_anon, x)
+  # Bone lengths constant over time by construction (output='bones', retargeted first).
+  bones = transforms.bone_lengths(x_anon, run.data.layout.parents)
+  mask = transforms.valid_mask(x_anon, lengths)
+  spread = [bones[n, m][mask[n, m]].std(axis=0).max() for n, m in zip(*np.nonzero(mask.any(-1)))]
+  assert max(spread) < 1e-4
 
 
 @pytest.mark.slow

@@ -46,8 +46,11 @@ def test_config_builds_its_networks(path):
     # feature attackers (recommended.py, where a held-out GCN would double the run on CPU).
     assert (c.evaluate.holdout_archs[task] or c.evaluate.get('attacks', '')) and \
         c.evaluate.retrained[task]
-  build_anonymizer(c.anonymizer.arch, num_persons=2, num_joints=25, layout=layout,
-                   **c.anonymizer.knobs.to_dict())
+  if c.anonymizer.arch == 'style_prior':          # fitted, not built: knobs of its fitter
+    assert set(c.anonymizer.knobs) <= {'components', 'frames', 'keep_style'}
+  else:
+    build_anonymizer(c.anonymizer.arch, num_persons=2, num_joints=25, layout=layout,
+                     **c.anonymizer.knobs.to_dict())
   assert c.anonymize.algorithm in ('ensemble', 'adversarial')
 
 
@@ -85,7 +88,7 @@ def test_pipeline_stops_resumes_and_skips_finished_stages(tmp_path, monkeypatch,
   # test_configs_table4.py); evaluation has its own tests, so it is switched off here.
   monkeypatch.setattr(stages.evaluation, 'run_evaluate', lambda run: None)
   monkeypatch.setattr(stages.evaluation, 'run_export', lambda run: None)
-  c = tiny(load_config(os.path.join(ROOT, 'configs', 'etri_res_adv.py')))
+  c = tiny(load_config(os.path.join(ROOT, 'configs', 'table4.py'), 'etri_res_adv'))
   workdir = str(tmp_path / 'run')
   c.debug.stop_after_steps = 1
   with pytest.raises(loop.StopRequested):
@@ -119,6 +122,17 @@ def test_pipeline_stops_resumes_and_skips_finished_stages(tmp_path, monkeypatch,
   stored = json.load(open(os.path.join(workdir, 'config.json')))
   assert stored['anonymize']['alpha'] == 0.1
 
+  # Continued with more epochs (pipeline/fingerprints.py): anonymization resumes from its
+  # checkpoint instead of retraining, and the stages after it rerun; pretrain does not.
+  c.anonymize.alpha = 0.1
+  c.allow_config_change = True
+  c.anonymize.epochs = 3
+  more = pipeline.run(c, workdir)
+  assert set(more.io.stale) == {'anonymize', 'evaluate', 'export'}
+  assert more.anonymizer.step == run.anonymizer.step * 3 // 2
+  assert len(more.history['anonymize']) == 3
+  assert more.io.markers.read('anonymize')['settings']['anonymize']['epochs'] == 3
+
 
 def test_main_reports_a_bad_config_key_in_one_line(tmp_path):
   result = subprocess.run(
@@ -127,3 +141,25 @@ def test_main_reports_a_bad_config_key_in_one_line(tmp_path):
       capture_output=True, text=True, timeout=120, cwd=ROOT)
   assert result.returncode == 1
   assert result.stderr.strip() == "error: --config.anonymize.nope: no such config key 'nope'"
+
+
+def test_loss_weights_belong_to_the_loss_form_they_run_under():
+  # default.py's alpha/beta are Table 4's residual-ensemble weights, tuned under recon_first.
+  default = load_config(os.path.join(ROOT, 'configs', 'default.py'))
+  table4 = load_config(os.path.join(ROOT, 'configs', 'table4.py'), 'etri_res_2a2p')
+  assert default.anonymize.loss_form == table4.anonymize.loss_form == 'recon_first'
+  assert (default.anonymize.alpha, default.anonymize.beta) == (table4.anonymize.alpha,
+                                                               table4.anonymize.beta)
+  # A config that runs the paper's form brings its own weights.
+  for path in CONFIGS:
+    c = load_config(path)
+    if c.anonymize.loss_form == 'paper':
+      assert (c.anonymize.alpha, c.anonymize.beta) != (default.anonymize.alpha,
+                                                       default.anonymize.beta), path
+
+
+def test_holdout_arch_equal_to_the_trained_arch_is_refused():
+  c = load_config(os.path.join(ROOT, 'configs', 'default.py'))
+  c.evaluate.holdout_archs.privacy = [c.classifiers.privacy.arch]
+  with pytest.raises(ConfigError, match='holdout_archs.privacy lists .* another family'):
+    stages.bank_specs(c)

@@ -240,7 +240,7 @@ def test_tpu_pod_script_runs_main_distributed_on_every_worker(tmp_path):
   env = dict(os.environ, PATH=f'{tmp_path}:{os.environ["PATH"]}', PROJECT='my-project')
   proc = subprocess.run(
       ['bash', os.path.join(REPO, 'launch', 'tpu_pod.sh'), 'my-tpu', 'us-central2-b',
-       '--config=configs/etri_res_adv.py', '--workdir=gs://bucket/run',
+       '--config=configs/table4.py:etri_res_adv', '--workdir=gs://bucket/run',
        '--config.anonymize.alpha=0.2',
        '--config.data.path=data/my file.npz'],
       env=env, capture_output=True, text=True, timeout=30)
@@ -251,7 +251,7 @@ def test_tpu_pod_script_runs_main_distributed_on_every_worker(tmp_path):
   assert '--project=my-project' in args
   remote = [a for a in args if a.startswith('--command=')][0]
   assert remote.endswith('python3 -m skeleton_anon.main --distributed '
-                         '--config=configs/etri_res_adv.py --workdir=gs://bucket/run '
+                         '--config=configs/table4.py:etri_res_adv --workdir=gs://bucket/run '
                          r'--config.anonymize.alpha=0.2 --config.data.path=data/my\ file.npz')
 
 
@@ -269,14 +269,14 @@ def test_slurm_script_starts_one_distributed_task_per_gpu(tmp_path):
              SLURM_JOB_ID='7', SLURM_NNODES='2', SLURM_NTASKS='8',
              SLURM_JOB_NODELIST='node[1-2]', PYTHON='python3')
   proc = subprocess.run(
-      ['bash', os.path.join(REPO, 'launch', 'slurm_gpu.sbatch'), '--config=configs/ntu_res_adv.py',
+      ['bash', os.path.join(REPO, 'launch', 'slurm_gpu.sbatch'), '--config=configs/table4.py:ntu_res_adv',
        '--workdir=/shared/run', '--config.seed=3'], env=env, capture_output=True, text=True,
       timeout=30)
   assert proc.returncode == 0, proc.stderr
   assert 'coordinator on node1' in proc.stdout
   args = (tmp_path / 'srun.args').read_text().splitlines()
   assert args == ['--kill-on-bad-exit=1', 'python3', '-m', 'skeleton_anon.main', '--distributed',
-                  '--config=configs/ntu_res_adv.py', '--workdir=/shared/run', '--config.seed=3']
+                  '--config=configs/table4.py:ntu_res_adv', '--workdir=/shared/run', '--config.seed=3']
 
 if __name__ == '__main__':
   sys.path.insert(0, HERE)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from skeleton_anon.attacks import linear
+from skeleton_anon.models import linear
 from skeleton_anon.evaluate import metrics
 
 

@@ -1,0 +1,147 @@
+"""The style-prior anonymizer: keep the action and the duration, draw the rest from many people.
+
+Identity in real skeletons sits in body proportions and in motion style (docs/leakage.md). A
+network that edits a person's motion keeps enough of it for an attacker who retrains on the
+released data to read the person back (docs/privacy.md). This anonymizer therefore does not edit
+the performance; it releases, for every input, a new performance of the input's action drawn
+from an action-conditional distribution over whole sequences that was fitted to many people:
+
+  1. front end: bones retargeted to the training medians, the sequence rotated (Kabsch on its
+     mean posture) into the population's mean orientation and moved to the population's mean
+     position, so neither proportions nor where someone stood relative to the sensor survive;
+  2. the action predicted by a linear classifier on body+motion features (data/features.py) of
+     the front end's output: no labels are needed at inference;
+  3. the sequence as one vector (unit bone directions + root trajectory at `frames` frames,
+     data.transforms.direction_encoding) in the predicted action's principal subspace, whitened
+     by the action's covariance; in the basis that diagonalises the covariance of the people's
+     means there, each direction has a between-person share (1 = pure identity). Directions with
+     share >= keep_style are replaced by fresh standard-normal draws; the rest are kept. The
+     default keep_style = 0 replaces all of them: the output depends on the input only through
+     the predicted action and the duration;
+  4. decoded at the input's own duration with the training median bone lengths (constant over
+     time by construction) and smooth by construction (a sum of principal sequences).
+
+The draw is seeded by a salt and a checksum of the input sample, so the same input always gives
+the same output (evaluation and export agree) while different inputs get independent draws. What
+is lost: what this person did within the action beyond its duration (RMSE to the input is large),
+detail outside the principal subspace, and anything the fitted means and covariances say about
+the training people as a group. What leaks: the duration, and the predicted action's errors.
+
+Everything here is numpy and stateless: `anonymize(prior, x, lengths, layout)`; fitting is in
+train/style_prior.py. A prior is saved as plain arrays (`to_arrays` / `from_arrays`, no pickle).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import numpy as np
+
+from skeleton_anon.data import features as features_lib, transforms
+from skeleton_anon.data.layouts import Layout
+
+FEATURES = 'body+motion'
+# Whitening floor: directions of (numerically) zero variance are not divided by zero.
+COVARIANCE_EPS = 1e-8
+
+
+@dataclasses.dataclass(frozen=True)
+class StylePrior:
+  """Fitted arrays of the style-prior anonymizer (A actions, D = M*frames*V*C, K components)."""
+  bone_lengths: np.ndarray      # [V] retargeting lengths
+  reference: np.ndarray         # [V, C] population mean root-centred posture (orientation)
+  placement: np.ndarray         # [C] population mean root position
+  frames: int                   # encoding length
+  feature_mean: np.ndarray      # [F] action classifier: standardiser
+  feature_scale: np.ndarray     # [F]
+  weights: np.ndarray           # [F, A] action classifier: logistic regression
+  bias: np.ndarray              # [A]
+  actions: np.ndarray           # [A] the action label of each class row
+  mean: np.ndarray              # [A, D] per-action mean encoding
+  basis: np.ndarray             # [A, D, K] principal directions (zero columns pad)
+  chol: np.ndarray              # [A, K, K] Cholesky factor of the covariance in the subspace
+  rotation: np.ndarray          # [A, K, K] eigenvectors of the whitened between-person covariance
+  between: np.ndarray           # [A, K] between-person share of each rotated direction
+  keep_style: float = 0.0
+  salt: int = 0
+
+  def to_arrays(self) -> dict[str, np.ndarray]:
+    return {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+  @classmethod
+  def from_arrays(cls, arrays) -> 'StylePrior':
+    values = {}
+    for f in dataclasses.fields(cls):
+      a = np.asarray(arrays[f.name])
+      values[f.name] = (int(a) if f.name in ('frames', 'salt') else
+                        float(a) if f.name == 'keep_style' else a)
+    return cls(**values)
+
+
+def front_end(x: np.ndarray, lengths: np.ndarray, layout: Layout, bone_lengths: np.ndarray,
+              reference: np.ndarray, placement: np.ndarray) -> np.ndarray:
+  """x retargeted, rotated onto `reference` and moved to `placement` (one rigid motion per
+  sample, from its first person's mean posture); padded frames and absent persons stay zero."""
+  x = transforms.retarget(x, lengths, layout, bone_lengths)
+  posture, root = transforms.first_person_mean_posture(x, lengths, layout)
+  rotation = transforms.rigid_alignment(posture, reference)                # [N, C, C]
+  moved = np.einsum('nij,nmtvj->nmtvi', rotation,
+                    x.astype(np.float64) - root[:, None, None, None]) + placement
+  mask = transforms.valid_mask(x, lengths)[..., None, None]
+  return np.where(mask, moved, 0.0).astype(np.float32)
+
+
+def predict_action(prior: StylePrior, front: np.ndarray, lengths: np.ndarray,
+                   layout: Layout) -> np.ndarray:
+  """int [N]: row index into prior.actions of each sample's predicted action."""
+  if len(prior.actions) == 1:
+    return np.zeros(len(front), np.int64)
+  feats = features_lib.sequence_features(front, lengths, layout, FEATURES)
+  scores = ((feats - prior.feature_mean) / prior.feature_scale) @ prior.weights + prior.bias
+  return np.argmax(scores, axis=1)
+
+
+def sample_seeds(x: np.ndarray, salt: int) -> list[list[int]]:
+  """One seed per sample: the salt and a checksum of the sample's bytes."""
+  return [[int(salt), zlib.crc32(np.ascontiguousarray(s, np.float32).tobytes())] for s in x]
+
+
+def resample_style(prior: StylePrior, row: int, encoded: np.ndarray,
+                   seeds: list[list[int]]) -> np.ndarray:
+  """[n, D]: encodings of action `row` with every direction whose between-person share is
+  >= keep_style replaced by a fresh draw from the action's distribution."""
+  mean, basis, chol = prior.mean[row], prior.basis[row], prior.chol[row]
+  rotation = prior.rotation[row]
+  z = (encoded.astype(np.float64) - mean) @ basis                          # [n, K]
+  q = np.linalg.solve(chol, z.T).T @ rotation                              # whitened, rotated
+  replace = prior.between[row] >= prior.keep_style
+  draws = np.stack([np.random.default_rng(s).standard_normal(q.shape[1]) for s in seeds])
+  q = np.where(replace[None], draws, q)
+  z = (q @ rotation.T) @ chol.T
+  return mean + z @ basis.T
+
+
+def anonymize(prior: StylePrior, x: np.ndarray, lengths: np.ndarray, layout: Layout
+              ) -> np.ndarray:
+  """float32 array of x's shape [N, M, T, V, C]: the style-prior anonymization of every sample
+  (see the module docstring). Deterministic given the prior and the input."""
+  x = np.asarray(x, np.float32)
+  lengths = np.asarray(lengths, np.int32)
+  out = np.zeros_like(x)
+  for lo in range(0, len(x), transforms.CHUNK):
+    chunk, n = x[lo:lo + transforms.CHUNK], lengths[lo:lo + transforms.CHUNK]
+    front = front_end(chunk, n, layout, prior.bone_lengths, prior.reference, prior.placement)
+    rows = predict_action(prior, front, n, layout)
+    encoded = transforms.direction_encoding(front, n, layout, prior.frames)
+    flat = encoded.reshape(len(chunk), -1)
+    seeds = sample_seeds(chunk, prior.salt)
+    drawn = np.empty_like(flat)
+    for row in np.unique(rows):
+      idx = np.flatnonzero(rows == row)
+      drawn[idx] = resample_style(prior, int(row), flat[idx], [seeds[i] for i in idx])
+    present = np.any(chunk != 0, axis=(2, 3, 4))
+    out[lo:lo + len(chunk)] = transforms.direction_decoding(
+        drawn.reshape(encoded.shape), n, x.shape[2], layout, prior.bone_lengths,
+        present=present)
+  return out
