@@ -61,6 +61,10 @@ class PrepareOptions:
   compress: bool = False
   progress: bool = True
   memmap_threshold: int | None = None
+  # A custom skeleton's normalisation joints 'center,bottom,top,right,left' (0-based): centre on
+  # `center`, rotate bottom->top onto +z and the right->left shoulders onto +x. Without them a
+  # custom layout is only centred (on its root).
+  norm_joints: str | None = None
 
 
 def _check_options(opt: PrepareOptions) -> None:
@@ -149,6 +153,25 @@ def _read_msg3d(inputs: Sequence[str], labels: Sequence[str]) -> SkeletonDataset
       meta={'source': 'msg3d', 'path': ','.join(inputs)})
 
 
+def _normalisation_layout(ds: SkeletonDataset, opt: PrepareOptions):
+  """The dataset's layout, with --norm_joints' roles for a custom skeleton."""
+  layout = ds.get_layout()
+  if opt.norm_joints is None:
+    return layout
+  if layout.name != 'custom':
+    raise ConfigError(f'--norm_joints is for custom layouts; {layout.name!r} has its own')
+  try:
+    joints = [int(j) for j in opt.norm_joints.split(',')]
+  except ValueError:
+    joints = []
+  if len(joints) != 5 or min(joints) < 0 or max(joints) >= layout.num_joints:
+    raise ConfigError(f'--norm_joints must be 5 joint indices center,bottom,top,right,left in '
+                      f'0..{layout.num_joints - 1}, got {opt.norm_joints!r}')
+  center, bottom, top, right, left = joints
+  return dataclasses.replace(layout, norm_center=center, norm_zaxis=(bottom, top),
+                             norm_xaxis=(right, left))
+
+
 def _fit_frames_and_normalize(ds: SkeletonDataset, opt: PrepareOptions) -> SkeletonDataset:
   """Pads/crops to --max_frames, then normalises chunk by chunk, in place where possible."""
   from skeleton_anon.data import preprocess  # pylint: disable=g-import-not-at-top
@@ -159,10 +182,11 @@ def _fit_frames_and_normalize(ds: SkeletonDataset, opt: PrepareOptions) -> Skele
   if opt.normalize != 'none':
     if not (isinstance(x, np.ndarray) and x.flags.writeable):
       x = np.array(x, np.float32)
+    layout = _normalisation_layout(ds, opt)
     for start in range(0, x.shape[0], _CHUNK):
       part = slice(start, start + _CHUNK)
       x[part], lengths[part] = preprocess.pre_normalize(
-          np.asarray(x[part]), lengths[part], ds.get_layout(), opt.normalize)
+          np.asarray(x[part]), lengths[part], layout, opt.normalize)
   # Recorded in the npz (key 'normalize'): sensor sources with --normalize=none are raw
   # coordinates; an npz/pyskl/MS-G3D input keeps what it said about itself (unknown: nothing).
   if opt.normalize != 'none':
@@ -236,6 +260,8 @@ def _define_flags():
   flags.DEFINE_bool('overwrite', False, 'Replace an existing output.')
   flags.DEFINE_string('labels', None, 'msg3d: the (names, labels) pickle(s), comma-separated.')
   flags.DEFINE_string('missing_list', None, 'ntu_raw: official missing-skeletons list.')
+  flags.DEFINE_string('norm_joints', None, 'custom layouts: center,bottom,top,right,left joint '
+                      'indices that --normalize rotates by (default: only centred on the root).')
   flags.DEFINE_string('gender_file', None, 'etri_csv: gender_age.txt (default: in --input); '
                       'ntu_raw: a per-performer gender CSV of P###,M|F rows.')
   flags.DEFINE_bool('keep_multi_person', False, 'etri_csv: keep two-person actions (A044-A048) '

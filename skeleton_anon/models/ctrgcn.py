@@ -148,15 +148,11 @@ class CTRGCN(nn.Module):
     check_input_joints(x, self.layout)
     adjacency = graph.spatial_partition(self.layout)
     h = layers.InputBatchNorm(name='data_bn')(x, train)
-    index = 0
-    for stage, count in enumerate(self.blocks_per_stage):
-      width = self.base_channels * 2 ** stage
-      for i in range(count):
-        h = CTRGCNBlock(width, adjacency, stride=2 if stage > 0 and i == 0 else 1,
-                        residual=index > 0, temporal_kernel=self.temporal_kernel,
-                        dilations=tuple(self.dilations), rel_reduction=self.rel_reduction,
-                        name=f'block{index + 1}')(h, train)
-        index += 1
+    for index, width, stride, residual in layers.block_plan(self.base_channels,
+                                                            self.blocks_per_stage):
+      h = CTRGCNBlock(width, adjacency, stride=stride, residual=residual,
+                      temporal_kernel=self.temporal_kernel, dilations=tuple(self.dilations),
+                      rel_reduction=self.rel_reduction, name=f'block{index + 1}')(h, train)
     head = layers.PoolingHead(self.num_classes, self.num_persons, dropout_rate=self.dropout,
                               kernel_init=nn.initializers.normal(np.sqrt(2.0 / self.num_classes)),
                               name='head')

@@ -163,3 +163,17 @@ def graph_aggregate(a: jax.Array, x: jax.Array) -> jax.Array:
   s, v = a.shape[:2]
   out = jnp.einsum('svu,btuc->btvsc', a, x)
   return out.reshape(b, t, v, s * c)
+
+
+def block_plan(base_channels: int, blocks_per_stage) -> list[tuple[int, int, int, bool]]:
+  """(index, width, stride, residual) of each block of the backbone the GCNs share (ST-GCN,
+  2s-AGCN, CTR-GCN, Shift-GCN): stage s is `blocks_per_stage[s]` blocks of width
+  base_channels * 2**s, the first block of every later stage halves time (stride 2), and only the
+  very first block has no residual connection. Blocks are named block{index + 1}."""
+  plan, index = [], 0
+  for stage, count in enumerate(blocks_per_stage):
+    for i in range(count):
+      plan.append((index, base_channels * 2 ** stage, 2 if stage > 0 and i == 0 else 1,
+                   index > 0))
+      index += 1
+  return plan

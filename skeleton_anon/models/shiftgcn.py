@@ -221,14 +221,10 @@ class ShiftGCN(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     h = layers.InputBatchNorm(name='data_bn')(x, train)
-    index = 0
-    for stage, count in enumerate(self.blocks_per_stage):
-      width = self.base_channels * 2 ** stage
-      for i in range(count):
-        stride = 2 if stage > 0 and i == 0 else 1
-        h = ShiftBlock(width, stride, residual=index > 0, shift_init_scale=self.shift_init_scale,
-                       name=f'block{index + 1}')(h, train)
-        index += 1
+    for index, width, stride, residual in layers.block_plan(self.base_channels,
+                                                            self.blocks_per_stage):
+      h = ShiftBlock(width, stride, residual=residual, shift_init_scale=self.shift_init_scale,
+                     name=f'block{index + 1}')(h, train)
     head = layers.PoolingHead(self.num_classes, self.num_persons,
                               kernel_init=nn.initializers.normal(np.sqrt(2.0 / self.num_classes)),
                               name='head')

@@ -109,15 +109,11 @@ class STGCN(nn.Module):
     # The original's data_bn has V*C features: persons are folded into the batch first, which
     # is InputBatchNorm on one "person" per batch entry.
     h = layers.InputBatchNorm(name='data_bn')(x.reshape(n * m, 1, t, v, c), train)
-    index = 0
-    for stage, count in enumerate(self.blocks_per_stage):
-      width = self.base_channels * 2 ** stage
-      for i in range(count):
-        h = STGCNBlock(width, adjacency, stride=2 if stage > 0 and i == 0 else 1,
-                       residual=index > 0, temporal_kernel=self.temporal_kernel,
-                       dropout=self.dropout, edge_importance=self.edge_importance,
-                       name=f'block{index + 1}')(h, train)
-        index += 1
+    for index, width, stride, residual in layers.block_plan(self.base_channels,
+                                                            self.blocks_per_stage):
+      h = STGCNBlock(width, adjacency, stride=stride, residual=residual,
+                     temporal_kernel=self.temporal_kernel, dropout=self.dropout,
+                     edge_importance=self.edge_importance, name=f'block{index + 1}')(h, train)
     return layers.PoolingHead(self.num_classes, self.num_persons, name='head')(h, train)
 
 

@@ -204,3 +204,33 @@ def test_option_errors(tmp_path):
   with pytest.raises(OutputExistsError):
     prepare(PrepareOptions(source='synthetic', output=str(tmp_path / 'o.npz')))
   assert (tmp_path / 'o.npz').read_bytes() == b'old'
+
+
+def test_custom_layout_rotates_by_the_joints_it_names(tmp_path):
+  """A custom skeleton with --norm_joints is normalised exactly as the registered layout whose
+  joints those are; without them it is only centred; bad joints are one line."""
+  import dataclasses
+  from skeleton_anon.data import synthetic
+  from skeleton_anon.data.dataset import save_npz
+  from skeleton_anon.data.layouts import get_layout
+  ntu = get_layout('ntu25')
+  ds = synthetic.make_synthetic(num_subjects=2, num_actions=1, repetitions=1, num_views=2,
+                                num_frames=8, seed=0)
+  save_npz(ds, tmp_path / 'ntu.npz')
+  save_npz(dataclasses.replace(ds, layout='custom', edges=ntu.edges), tmp_path / 'custom.npz')
+
+  def run(name, out, **kw):
+    prepare(PrepareOptions(source='npz', input=str(tmp_path / name), output=str(tmp_path / out),
+                           max_frames=8, normalize='agcn', progress=False, **kw))
+    return load_npz(tmp_path / out).x
+
+  roles = f'{ntu.norm_center},{ntu.norm_zaxis[0]},{ntu.norm_zaxis[1]},' \
+          f'{ntu.norm_xaxis[0]},{ntu.norm_xaxis[1]}'
+  np.testing.assert_allclose(run('custom.npz', 'c.npz', norm_joints=roles),
+                             run('ntu.npz', 'n.npz'), atol=1e-5)
+  centred_only = run('custom.npz', 'plain.npz')
+  assert not np.allclose(centred_only, run('ntu.npz', 'n2.npz'), atol=1e-3)
+  with pytest.raises(ConfigError, match='--norm_joints must be 5 joint indices'):
+    run('custom.npz', 'bad.npz', norm_joints='1,2,3')
+  with pytest.raises(ConfigError, match='for custom layouts'):
+    run('ntu.npz', 'bad2.npz', norm_joints=roles)

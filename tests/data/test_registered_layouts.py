@@ -17,8 +17,7 @@ from skeleton_anon.data.preprocess import pre_normalize
 from skeleton_anon.errors import DataError
 from skeleton_anon.models import CLASSIFIERS, build_classifier, registry
 
-if not CLASSIFIERS:
-  registry._ensure_loaded()
+registry._ensure_loaded()          # every model module, whatever other tests imported first
 # The package's own classifiers (other tests register tiny ones of their own).
 PACKAGE_CLASSIFIERS = sorted(name for name, builder in CLASSIFIERS.items()
                              if builder.__module__.startswith('skeleton_anon.'))

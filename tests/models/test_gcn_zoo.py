@@ -236,3 +236,12 @@ def test_channels_a_network_cannot_split_are_one_line_errors(name, knobs, needs)
   from skeleton_anon.data.layouts import get_layout
   with pytest.raises(ConfigError, match=f"classifier '{name}': base_channels=.*{needs}"):
     build_classifier(name, num_classes=3, layout=get_layout('ntu25'), num_persons=1, **knobs)
+
+
+def test_block_plan_is_the_shared_backbone():
+  from skeleton_anon.models.layers import block_plan
+  plan = block_plan(64, (4, 3, 3))
+  assert [p[0] for p in plan] == list(range(10))
+  assert [p[1] for p in plan] == [64] * 4 + [128] * 3 + [256] * 3
+  assert [i for i, _, stride, _ in plan if stride == 2] == [4, 7]
+  assert [i for i, _, _, residual in plan if not residual] == [0]
