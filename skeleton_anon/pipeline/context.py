@@ -4,7 +4,6 @@ classifier banks and how to train more (`Banks`), and the `Run` that holds them 
 from __future__ import annotations
 
 import dataclasses
-import json
 import zlib
 from typing import Any
 
@@ -18,7 +17,8 @@ from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import build_classifier
 from skeleton_anon.pipeline import fingerprints
 from skeleton_anon.pipeline.anonymizer import Anonymizer
-from skeleton_anon.pipeline.workdir import StageMarkers, check_config, stored_config
+from skeleton_anon.pipeline.workdir import (StageMarkers, check_config, config_dict,
+                                            stored_config)
 from skeleton_anon.train import parallel, pretrain, steps
 from skeleton_anon.train.checkpoint import has_checkpoint
 from skeleton_anon.train.loop import StopRequested
@@ -202,7 +202,7 @@ def _stage_stamps(config, workdir: str, previous: dict | None):
   """(this run's stage stamps, the stages made stale): stages of the workdir whose inputs
   changed lose their markers (fingerprints.invalidate_stale) before anything runs. `previous`
   is the config the workdir stored before this run (judges markers without a fingerprint)."""
-  plain = json.loads(config.to_json_best_effort(sort_keys=True))
+  plain = config_dict(config)
   files = fingerprints.input_files_digest(input_files(config.data))
   prints = fingerprints.fingerprints(plain, files)
   stale = fingerprints.invalidate_stale(StageMarkers(workdir), f'{workdir}/checkpoints', plain,

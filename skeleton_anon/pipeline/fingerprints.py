@@ -23,6 +23,8 @@ import shutil
 
 from absl import logging
 
+from skeleton_anon.pipeline.workdir import changed_keys, flatten
+
 # stage -> (config sections it reads, stages it builds on). Dotted names select sub-keys.
 STAGE_INPUTS = {
     'pretrain': (('seed', 'data', 'classifiers', 'model_knobs', 'pretrain',
@@ -44,15 +46,6 @@ def _lookup(config: dict, dotted: str):
       return None
     node = node[part]
   return node
-
-
-def _flatten(tree, prefix=''):
-  if not isinstance(tree, dict):
-    return {prefix.rstrip('.'): tree}
-  out = {}
-  for key, value in tree.items():
-    out.update(_flatten(value, f'{prefix}{key}.'))
-  return out
 
 
 def input_files_digest(paths) -> list:
@@ -85,8 +78,8 @@ def fingerprints(config: dict, data_files: list) -> dict[str, str]:
 
 def _only_epochs_grew(old: dict, new: dict) -> bool:
   """True when the only differences between two settings dicts are larger `epochs` values."""
-  a, b = _flatten(old), _flatten(new)
-  changed = [k for k in set(a) | set(b) if a.get(k) != b.get(k)]
+  a, b = flatten(old), flatten(new)
+  changed = changed_keys(old, new)
   return bool(changed) and all(
       k.rsplit('.', 1)[-1] == 'epochs' and isinstance(a.get(k), int) and
       isinstance(b.get(k), int) and b[k] > a[k] for k in changed)
@@ -124,7 +117,7 @@ def invalidate_stale(markers, checkpoint_root: str, config: dict, prints: dict[s
     ran_with = info.get('settings') or (stage_settings(previous, stage) if previous else {})
     keep = _only_epochs_grew(ran_with, stage_settings(config, stage))
     logging.info('%s: inputs changed since it ran (%s); rerunning it%s', stage,
-                 ', '.join(_changed(ran_with, stage_settings(config, stage)))
+                 ', '.join(changed_keys(ran_with, stage_settings(config, stage))[:4])
                  or 'an upstream stage changed',
                  ' from its last checkpoint' if keep else ' from scratch')
     if not writer:
@@ -140,8 +133,3 @@ def invalidate_stale(markers, checkpoint_root: str, config: dict, prints: dict[s
         if _owner(checkpoint) == stage:
           shutil.rmtree(os.path.join(checkpoint_root, checkpoint), ignore_errors=True)
   return stale
-
-
-def _changed(old: dict, new: dict) -> list[str]:
-  a, b = _flatten(old), _flatten(new)
-  return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))[:4]

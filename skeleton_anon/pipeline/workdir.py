@@ -15,18 +15,26 @@ from skeleton_anon.errors import ConfigError
 _VOLATILE = ('allow_config_change', 'debug')
 
 
-def _flatten(tree, prefix=''):
+def flatten(tree, prefix=''):
+  """{dotted key: leaf} of a nested dict."""
   out = {}
   for k, v in tree.items():
     key = f'{prefix}{k}'
     if isinstance(v, dict):
-      out.update(_flatten(v, key + '.'))
+      out.update(flatten(v, key + '.'))
     else:
       out[key] = v
   return out
 
 
-def _config_dict(config) -> dict:
+def changed_keys(old: dict, new: dict) -> list[str]:
+  """Sorted dotted keys whose leaves differ between two nested dicts (present in one only too)."""
+  a, b = flatten(old), flatten(new)
+  return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+
+
+def config_dict(config) -> dict:
+  """The config as plain JSON data, without the keys that may change between runs."""
   data = json.loads(config.to_json_best_effort(sort_keys=True))
   return {k: v for k, v in data.items() if k not in _VOLATILE}
 
@@ -54,12 +62,12 @@ def check_config(workdir: str, config) -> None:
   experiments, so that needs --config.allow_config_change=True (the new config is then stored).
   """
   path = os.path.join(workdir, 'config.json')
-  current = _config_dict(config)
+  current = config_dict(config)
   if os.path.exists(path):
     with open(path) as f:
       stored = json.load(f)
-    old, new = _flatten(stored), _flatten(current)
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    old, new = flatten(stored), flatten(current)
+    changed = changed_keys(stored, current)
     if changed and not config.allow_config_change:
       shown = ', '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in changed[:3])
       more = f' (and {len(changed) - 3} more)' if len(changed) > 3 else ''
