@@ -14,6 +14,12 @@ def parse_flags(argv):
     return flags.FLAGS(argv)
   except flags.Error as e:
     message = str(e)
+    if 'Traceback (most recent call last)' in message:
+      # A config file's get_config raised: config_flags wraps the whole traceback into the flag
+      # error; the user needs the file and the exception's own line.
+      head = message.split('Traceback (most recent call last)')[0].rstrip(': \n')
+      last = [line for line in message.splitlines() if line.strip()][-1].strip()
+      message = f'{head}: {last}'
   except (AttributeError, KeyError) as e:
     # ml_collections raises these for a --config.a.b override whose key does not exist.
     missing = str(e).strip('"\'')

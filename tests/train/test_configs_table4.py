@@ -224,3 +224,15 @@ def test_config_runs_a_few_steps_in_a_tiny_override(name, tmp_path, monkeypatch)
     assert run.data.privacy_target == 'gender' and run.data.num_privacy == 2
   if run.io.writer is not None:
     run.io.writer.close()
+
+
+def test_unknown_row_on_the_command_line_is_one_line(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, '-m', 'skeleton_anon.main', f'--config={CONFIG_DIR}/table4.py:nope',
+       f'--workdir={tmp_path / "run"}'],
+      cwd=str(tmp_path), env=dict(os.environ, JAX_PLATFORMS='cpu'), capture_output=True,
+      text=True, timeout=120)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1].startswith('error: ')
+  assert "unknown row 'nope'; rows: etri_ae_1a1p" in proc.stderr
+  assert 'Traceback' not in proc.stderr
