@@ -24,6 +24,7 @@ skips its audits and says so. About 10 minutes on 2 CPU cores.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -71,8 +72,8 @@ def run_audit(name, path, target, rule, fraction, keeps, components, seed):
          'fit_seconds': round(fit_seconds, 1), 'frames': prior.frames, 'rows': {}}
   for keep in keeps:
     t0 = time.time()
-    arrays = {**prior.to_arrays(), 'keep_style': np.float64(keep)}
-    x = style_prior.anonymize(style_prior.StylePrior.from_arrays(arrays), ds.x, lengths, layout)
+    x = style_prior.anonymize(dataclasses.replace(prior, keep_style=float(keep)), ds.x, lengths,
+                              layout)
     side = lambda m: AttackData(x=x[m], lengths=lengths[m], privacy=privacy[m],
                                 action=action[m], subject=ds.subject[m])
     res = suite.run_suite(side(train), side(test), privacy_target=target, layout=layout,

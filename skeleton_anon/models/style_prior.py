@@ -83,7 +83,13 @@ def front_end(x: np.ndarray, lengths: np.ndarray, layout: Layout, bone_lengths: 
               reference: np.ndarray, placement: np.ndarray) -> np.ndarray:
   """x retargeted, rotated onto `reference` and moved to `placement` (one rigid motion per
   sample, from its first person's mean posture); padded frames and absent persons stay zero."""
-  x = transforms.retarget(x, lengths, layout, bone_lengths)
+  return place(transforms.retarget(x, lengths, layout, bone_lengths), lengths, layout,
+               reference, placement)
+
+
+def place(x: np.ndarray, lengths: np.ndarray, layout: Layout, reference: np.ndarray,
+          placement: np.ndarray) -> np.ndarray:
+  """`front_end` for x already retargeted: the rigid motion only."""
   posture, root = transforms.first_person_mean_posture(x, lengths, layout)
   rotation = transforms.rigid_alignment(posture, reference)                # [N, C, C]
   moved = np.einsum('nij,nmtvj->nmtvi', rotation,

@@ -13,8 +13,7 @@ from skeleton_anon.data import features as features_lib, transforms
 from skeleton_anon.data.layouts import Layout
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import linear
-from skeleton_anon.models.style_prior import (COVARIANCE_EPS, FEATURES, StylePrior,
-                                              front_end)
+from skeleton_anon.models.style_prior import COVARIANCE_EPS, FEATURES, StylePrior, place
 
 # The action classifier: weaker regularisation than the attack suite's default (on MSRC-12 it
 # reaches 0.988 test top-1 rather than 0.975).
@@ -90,7 +89,7 @@ def fit_style_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray,
   posture, root = transforms.first_person_mean_posture(retargeted, lengths, layout)
   reference = population_reference(posture)
   placement = root.mean(0)
-  front = front_end(x, lengths, layout, bone_lengths, reference, placement)
+  front = place(retargeted, lengths, layout, reference, placement)
   actions = np.unique(action)
   rows = np.searchsorted(actions, action)
   feats = features_lib.sequence_features(front, lengths, layout, FEATURES)
