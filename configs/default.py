@@ -11,12 +11,20 @@ A key that does not exist, or a value of the wrong type, is refused with the key
 import ml_collections
 
 
+# Every training section (pretrain.action, pretrain.privacy, anonymizer.pretrain, anonymize) has:
+#   precision  'float32', or 'bfloat16': bfloat16 compute (matmuls, convolutions) with float32
+#              parameters, optimizer state, BatchNorm statistics and losses (train/steps.py).
+#   log_every  metrics stay on the device and are fetched (and checked for NaN) every this many
+#              steps, at epoch ends and before checkpoints; 1 = every step, 0 = epoch ends only.
+PRECISION, LOG_EVERY = 'float32', 50
+
+
 def classifier_training(*, epochs, batch_size, lr, weight_decay, milestones, gamma=0.1):
   """One classifier-pretraining section: SGD, momentum 0.9, nesterov, step schedule by epoch."""
   return ml_collections.ConfigDict(dict(
       optimizer='sgd', epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
       milestones=list(milestones), gamma=gamma, momentum=0.9, nesterov=True,
-      checkpoint_every=0))
+      checkpoint_every=0, precision=PRECISION, log_every=LOG_EVERY))
 
 
 def get_config():
@@ -26,10 +34,16 @@ def get_config():
   c.allow_config_change = False
 
   # ---- data: a generic npz (DESIGN section 1), an MS-G3D (N, 3, T, V, M) .npy with its
-  # (names, labels) pickle, or, when path is empty, the synthetic generator.
+  # (names, labels) pickle, a pyskl annotation .pkl, or, when path is empty, the synthetic
+  # generator.
   c.data = ml_collections.ConfigDict()
   c.data.path = ''
   c.data.label_path = ''                # .npy input only; '' = MS-G3D's <part>_label.pkl beside it
+  # .pkl (pyskl) input only: the pickle's split lists to use ('xsub' reads xsub_train/xsub_val;
+  # '' = none, split_rule applies) and the normalisation ('auto': agcn for 3D; image for 2D with
+  # img_shape, else skeleton). Export then also writes a pyskl pickle.
+  c.data.pyskl_split = ''
+  c.data.pyskl_normalize = 'auto'
   c.data.privacy_target = 'gender'      # 'subject' (re-identification) or 'gender'
   c.data.split_rule = 'auto'            # used when the file has no split array
   c.data.test_fraction = 0.2            # by_subject / random: share of subjects / samples tested
@@ -38,8 +52,11 @@ def get_config():
   # How to make the file when it is missing (shown in the error message).
   c.data.prepare_hint = ('python -m skeleton_anon.prepare --source=... --input=... '
                          '--output=FILE.npz')
+  # keypoints: 'ntu25_3d' (a depth sensor's skeletons) or 'coco17_2d' (a 2D pose estimator's
+  # pixels and scores from the same recordings; normalise them with 'image').
   c.data.synthetic = ml_collections.ConfigDict(dict(
-      num_subjects=20, num_actions=6, repetitions=2, num_views=2, num_frames=48, seed=0))
+      num_subjects=20, num_actions=6, repetitions=2, num_views=2, num_frames=48, seed=0,
+      keypoints='ntu25_3d'))
   c.data.synthetic_normalize = 'agcn'   # generated data only; files come normalised by prepare
 
   # ---- classifiers. Knobs per architecture apply to every bank of that architecture.
@@ -78,7 +95,7 @@ def get_config():
   # Reconstruction pretraining (epochs 0 = none; the auto-encoder configs set it).
   c.anonymizer.pretrain = ml_collections.ConfigDict(dict(
       optimizer='adam', epochs=0, batch_size=64, lr=1e-3, weight_decay=0.0, milestones=[],
-      gamma=0.1))
+      gamma=0.1, precision=PRECISION, log_every=LOG_EVERY))
 
   # ---- anonymization (Table 4, etri-res-3a3p).
   c.anonymize = ml_collections.ConfigDict()
@@ -128,6 +145,8 @@ def get_config():
   c.anonymize.feature_attack_loss = 'margin'
   c.anonymize.feature_attack_scale = 10.0
   c.anonymize.checkpoint_every = 0
+  c.anonymize.precision = PRECISION     # see the note above classifier_training
+  c.anonymize.log_every = LOG_EVERY
 
   # ---- evaluation (read by skeleton_anon.pipeline.evaluation). Every default has a holdout-arch and a
   # retrained attacker for both tasks, so no number rests on white-box classifiers alone.

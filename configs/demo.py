@@ -21,7 +21,8 @@ def get_config():
   # hold subjects out; see etri_ens.py.)
   c.data.split_rule = 'random'
   c.data.synthetic = ml_collections.ConfigDict(dict(
-      num_subjects=16, num_actions=4, repetitions=2, num_views=2, num_frames=24, seed=0))
+      num_subjects=16, num_actions=4, repetitions=2, num_views=2, num_frames=24, seed=0,
+      keypoints='ntu25_3d'))
 
   tiny_stgcn = dict(base_channels=8, blocks_per_stage=(1, 1, 1), temporal_kernel=5, dropout=0.0)
   tiny_agcn = dict(base_channels=8, blocks_per_stage=(1, 1, 1), temporal_kernel=5)

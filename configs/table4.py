@@ -111,7 +111,8 @@ def autoencoder(c: ml_collections.ConfigDict, *, dataset: str) -> None:
     lr, weight_decay, milestones = 0.01, 1e-6, [30]
   c.anonymizer.pretrain = ml_collections.ConfigDict(dict(
       optimizer='adam', epochs=100, batch_size=2000, lr=lr, weight_decay=weight_decay,
-      milestones=milestones, gamma=0.1))
+      milestones=milestones, gamma=0.1, precision=default.PRECISION,
+      log_every=default.LOG_EVERY))
 
 
 def _common_anonymize(c: ml_collections.ConfigDict, *, lr: float, batch_size: int, alpha: float,

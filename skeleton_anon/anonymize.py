@@ -2,7 +2,9 @@
 
 Applies the anonymizer trained in DIR to a new dataset, batch by batch, in the input's format:
 a generic `.npz` gives a generic `.npz` (labels, names and layout copied), an MS-G3D
-`(N, 3, T, V, M)` `.npy` gives such a `.npy` (its label pickle still matches it). Memory stays
+`(N, 3, T, V, M)` `.npy` gives such a `.npy` (its label pickle still matches it), a pyskl
+annotation `.pkl` gives a copy of it with anonymized keypoints (read whole, normalised as the
+anonymizer's training data was, mapped back to the input's pixels; `pyskl.write_pyskl`). Memory stays
 bounded by --batch_size: the output is streamed into a memory-mapped temporary file and renamed
 onto --output only when complete. The input is never modified; an existing output is refused
 without --overwrite. A workdir without a trained anonymizer, or data whose layout, persons or
@@ -17,6 +19,8 @@ import sys
 
 from absl import app, flags
 
+import numpy as np
+
 from skeleton_anon.errors import DataError, SkeletonAnonError
 
 
@@ -25,21 +29,22 @@ def _define_flags():
   # Defined only when run as a command, so importing this module (from tests or a notebook,
   # next to other command modules that also define --workdir) registers no global flags.
   flags.DEFINE_string('workdir', None, 'Workdir of a run whose anonymize stage finished.')
-  flags.DEFINE_string('input', None, 'Dataset to anonymize: generic .npz or MS-G3D .npy.')
+  flags.DEFINE_string('input', None, 'Dataset to anonymize: generic .npz, MS-G3D .npy or pyskl '
+                      '.pkl.')
   flags.DEFINE_string('output', None, 'Where to write the anonymized dataset.')
   flags.DEFINE_bool('overwrite', False, 'Replace --output when it exists.')
   flags.DEFINE_integer('batch_size', 64, 'Samples per batch (bounds memory).')
 
 FLAGS = flags.FLAGS
-FORMATS = {'.npz': 'npz', '.npy': 'msg3d'}
+FORMATS = {'.npz': 'npz', '.npy': 'msg3d', '.pkl': 'pyskl', '.pickle': 'pyskl'}
 
 
 def input_format(path: str) -> str:
-  """'npz' or 'msg3d' from the file extension; anything else is a DataError."""
+  """'npz', 'msg3d' or 'pyskl' from the file extension; anything else is a DataError."""
   ext = os.path.splitext(path)[1].lower()
   if ext not in FORMATS:
-    raise DataError(path, f'unsupported input format {ext!r}; use a generic .npz or an MS-G3D '
-                    '(N, 3, T, V, M) .npy')
+    raise DataError(path, f'unsupported input format {ext!r}; use a generic .npz, an MS-G3D '
+                    '(N, 3, T, V, M) .npy or a pyskl annotation .pkl')
   return FORMATS[ext]
 
 
@@ -64,6 +69,9 @@ def compatibility_check(info: dict, path: str):
       problems.append(f"{x.shape[1]} persons (anonymizer: {info['num_persons']})")
     if x.shape[3] != info['num_joints']:
       problems.append(f"{x.shape[3]} joints (anonymizer: {info['num_joints']})")
+    channels = int(info.get('num_channels', 3))
+    if x.shape[4] != channels:
+      problems.append(f"{x.shape[4]}D coordinates (anonymizer: {channels}D)")
     if layout is not None and layout != info['layout']:
       problems.append(f"layout {layout!r} (anonymizer: {info['layout']!r})")
     if problems:
@@ -87,9 +95,40 @@ def anonymize_file(workdir: str, input_path: str, output_path: str, *, overwrite
   mesh = parallel.make_mesh()
   anonymizer, info = load_anonymizer(workdir, mesh)
   apply = functools.partial(anonymizer.apply, mesh=mesh, batch_size=batch_size)
+  if fmt == 'pyskl':
+    return anonymize_pyskl(input_path, output_path, apply, info, overwrite=overwrite,
+                           check=compatibility_check(info, input_path), progress=progress)
   stream = streaming.anonymize_npz if fmt == 'npz' else streaming.anonymize_msg3d_npy
   return stream(input_path, output_path, apply, batch_size=batch_size, overwrite=overwrite,
                 check=compatibility_check(info, input_path), progress=progress)
+
+
+def anonymize_pyskl(input_path: str, output_path: str, apply, info: dict, *,
+                    overwrite: bool = False, check=None, progress=None) -> int:
+  """A pyskl pickle through `apply(x, lengths)`: read with the anonymizer's persons and frames,
+  normalised by its recorded method ('auto' when unknown), written back as pyskl."""
+  from skeleton_anon.data import collect, pyskl, setup
+  from skeleton_anon.errors import OutputExistsError
+  if os.path.abspath(input_path) == os.path.abspath(output_path):
+    raise DataError(output_path, '--output must differ from --input')
+  if os.path.exists(output_path) and not overwrite:
+    raise OutputExistsError(output_path)
+  ds = pyskl.read_pyskl(input_path, max_persons=int(info['num_persons']),
+                          max_frames=int(info['num_frames']))
+  try:
+    ds = setup.normalized(ds, info.get('normalize') or 'auto')
+  finally:
+    collect.release(ds)
+  if check is not None:
+    check(ds.x, ds.layout, normalize=ds.meta['normalize'])
+  anonymized = ds.with_x(np.asarray(apply(ds.x, ds.lengths), np.float32))
+  params = ds.meta.get('denormalize') or {}
+  written = pyskl.write_pyskl(anonymized, input_path, output_path,
+                              offset=params.get('offset'), scale=params.get('scale'),
+                              overwrite=overwrite)
+  if progress is not None:
+    progress(written, written)
+  return written
 
 
 def main(argv):

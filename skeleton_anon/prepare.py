@@ -7,6 +7,12 @@ r"""Converts a skeleton dataset in any supported format into the generic `.npz` 
       --labels=train_label.pkl,val_label.pkl --output=ntu_xview.npz --normalize=none
   python -m skeleton_anon.prepare --source=pyskl --input=ntu60_3danno.pkl --pyskl_split=xsub \
       --output=ntu60_xsub.npz
+  python -m skeleton_anon.prepare --source=pyskl --input=ntu60_hrnet.pkl --pyskl_split=xsub \
+      --output=ntu60_2d_xsub.npz                    # 2D COCO-17 with scores, normalize=image
+  python -m skeleton_anon.prepare --source=openpose --input=openpose_json/ \
+      --name_pattern='P(?P<subject>\d+)_A(?P<action>\d+)' --output=mine.npz
+  python -m skeleton_anon.prepare --source=mediapipe --input=landmarks/ \
+      --name_pattern='(?P<subject>\d+)/(?P<action>\d+)' --output=mine.npz
   python -m skeleton_anon.prepare --source=synthetic --num_subjects=40 --output=synthetic.npz
 
 Every error reaches the user as one line (`error: <file>: <sample>: <problem>`), exit status 1.
@@ -14,6 +20,9 @@ With --on_error=skip, unreadable files are left out and listed with their reason
 For msg3d, two comma-separated inputs (and label files) become the train (0) and test (1)
 split. --split=RULE stores a split computed by `splits.make_split` (see skeleton_anon/data/
 splits.py); without it the file keeps the source's own split, if any.
+--normalize=auto (default) is 'agcn' for 3D coordinates and, for 2D keypoints, 'image' when the
+image size is known (pyskl's img_shape, or --img_shape=H,W) and 'skeleton' otherwise; an npz
+that records its normalisation is kept as it is.
 """
 
 from __future__ import annotations
@@ -29,8 +38,11 @@ from skeleton_anon.data import collect
 from skeleton_anon.data.dataset import RECORDING_KEYS, SkeletonDataset, load_npz, save_npz
 from skeleton_anon.errors import ConfigError, DataError, OutputExistsError, SkeletonAnonError
 
-SOURCES = ('ntu_raw', 'etri_csv', 'msg3d', 'pyskl', 'npz', 'synthetic')
-NORMALIZE = ('none', 'agcn', 'pyskl')
+SOURCES = ('ntu_raw', 'etri_csv', 'msg3d', 'pyskl', 'openpose', 'mediapipe', 'npz', 'synthetic')
+# 'auto' and preprocess.METHODS: 3D 'agcn', 'pyskl'; 2D 'image', 'skeleton'.
+NORMALIZE = ('auto', 'none', 'agcn', 'pyskl', 'image', 'skeleton')
+# Sources whose sample names, layout and scores the name/layout options apply to.
+_KEYPOINT_SOURCES = ('pyskl', 'openpose', 'mediapipe')
 _CHUNK = 1024  # samples normalised at once: bounds temporary memory for memory-mapped data
 
 
@@ -40,7 +52,7 @@ class PrepareOptions:
   source: str
   output: str
   input: str | None = None
-  normalize: str = 'agcn'
+  normalize: str = 'auto'
   max_frames: int = 300
   max_persons: int | None = None     # None: 2, or 1 for etri_csv without --keep_multi_person
   workers: int = 1
@@ -65,6 +77,16 @@ class PrepareOptions:
   # `center`, rotate bottom->top onto +z and the right->left shoulders onto +x. Without them a
   # custom layout is only centred (on its root).
   norm_joints: str | None = None
+  # pyskl / openpose / mediapipe: a registered layout instead of the one the joint count picks;
+  # a regular expression for subject (required), action, gender, ... in the sample names, and
+  # where its numbers start; the frames' (height, width) when the files do not say; scores
+  # clipped into [0, 1] instead of refused; mediapipe: 2D (x, y) or 3D (x, y, z) keypoints.
+  layout: str | None = None
+  name_pattern: str | None = None
+  name_base: int = 1
+  img_shape: str | None = None
+  clip_scores: bool = False
+  keypoint_dims: int = 2
 
 
 def _check_options(opt: PrepareOptions) -> None:
@@ -78,6 +100,17 @@ def _check_options(opt: PrepareOptions) -> None:
     raise ConfigError('--max_frames and --max_persons must be >= 1')
   if not opt.output:
     raise ConfigError('--output is required')
+  for flag in ('layout', 'name_pattern', 'img_shape'):
+    if getattr(opt, flag) is not None and opt.source not in _KEYPOINT_SOURCES:
+      raise ConfigError(f'--{flag} is for --source={"|".join(_KEYPOINT_SOURCES)}, not '
+                        f'{opt.source}')
+  if opt.layout is not None:
+    from skeleton_anon.data.layouts import LAYOUTS  # pylint: disable=g-import-not-at-top
+    if opt.layout not in LAYOUTS:
+      raise ConfigError(f'unknown --layout {opt.layout!r}; registered: '
+                        f'{", ".join(sorted(LAYOUTS))}')
+  _name_pattern(opt)
+  _img_shape(opt)
   if opt.source != 'synthetic':
     if not opt.input:
       raise ConfigError(f'--input is required for --source={opt.source}')
@@ -97,6 +130,26 @@ def _check_options(opt: PrepareOptions) -> None:
     raise OutputExistsError(opt.output)
 
 
+def _name_pattern(opt: PrepareOptions):
+  if opt.name_pattern is None:
+    return None
+  from skeleton_anon.data.formats import NamePattern  # pylint: disable=g-import-not-at-top
+  return NamePattern(opt.name_pattern, base=opt.name_base)
+
+
+def _img_shape(opt: PrepareOptions) -> tuple[int, int] | None:
+  if opt.img_shape is None:
+    return None
+  try:
+    h, w = (int(v) for v in opt.img_shape.split(','))
+  except ValueError:
+    h = w = 0
+  if h < 1 or w < 1:
+    raise ConfigError(f'--img_shape must be HEIGHT,WIDTH in pixels (e.g. 1080,1920), got '
+                      f'{opt.img_shape!r}')
+  return h, w
+
+
 def _read(opt: PrepareOptions) -> SkeletonDataset:
   persons = opt.max_persons or (1 if opt.source == 'etri_csv' and not opt.keep_multi_person
                                 else 2)
@@ -114,8 +167,24 @@ def _read(opt: PrepareOptions) -> SkeletonDataset:
     return etri.read_etri(opt.input, gender_file=opt.gender_file,
                           keep_multi_person=opt.keep_multi_person, **common, **parallel)
   if opt.source == 'pyskl':
-    from skeleton_anon.data import formats  # pylint: disable=g-import-not-at-top
-    return formats.read_pyskl(opt.input, split=opt.pyskl_split, buffer=buffer, **common)
+    from skeleton_anon.data import pyskl  # pylint: disable=g-import-not-at-top
+    ds = pyskl.read_pyskl(opt.input, split=opt.pyskl_split, buffer=buffer, layout=opt.layout,
+                          name_pattern=_name_pattern(opt), clip_scores=opt.clip_scores,
+                          **common)
+    size = _img_shape(opt)
+    if size is not None and ds.img_shape is None:
+      ds.img_shape = np.tile(np.int32(size), (ds.num_samples, 1))
+    elif size is not None:
+      ds.meta.setdefault('notes', []).append('--img_shape ignored: the annotations carry '
+                                              'their own img_shape')
+    return ds
+  if opt.source in ('openpose', 'mediapipe'):
+    from skeleton_anon.data import keypoint_folders  # pylint: disable=g-import-not-at-top
+    folder = dict(name_pattern=_name_pattern(opt), layout=opt.layout, img_shape=_img_shape(opt),
+                  max_frames=opt.max_frames, **parallel)
+    if opt.source == 'openpose':
+      return keypoint_folders.read_openpose(opt.input, max_persons=persons, **folder)
+    return keypoint_folders.read_mediapipe(opt.input, keypoint_dims=opt.keypoint_dims, **folder)
   if opt.source == 'msg3d':
     return _read_msg3d(opt.input.split(','), opt.labels.split(','))
   if opt.source == 'npz':
@@ -172,35 +241,61 @@ def _normalisation_layout(ds: SkeletonDataset, opt: PrepareOptions):
                              norm_xaxis=(right, left))
 
 
+def resolved_method(ds: SkeletonDataset, method: str) -> str:
+  """'auto' -> 'none' for a file that says it is normalised already (an npz's 'normalize'),
+  else 'agcn' (3D), 'image' (2D with img_shape) or 'skeleton' (2D); others as given."""
+  from skeleton_anon.data import preprocess  # pylint: disable=g-import-not-at-top
+  if method == 'auto':
+    if ds.meta.get('normalize') not in (None, 'none'):
+      return 'none'
+    return preprocess.default_method(ds.num_channels, ds.img_shape is not None)
+  return method
+
+
 def _fit_frames_and_normalize(ds: SkeletonDataset, opt: PrepareOptions) -> SkeletonDataset:
   """Pads/crops to --max_frames, then normalises chunk by chunk, in place where possible."""
   from skeleton_anon.data import preprocess  # pylint: disable=g-import-not-at-top
-  x, lengths = ds.x, np.array(ds.lengths, np.int32)
+  method = resolved_method(ds, opt.normalize)
+  preprocess.check_method(method, ds.num_channels)
+  x, lengths, score = ds.x, np.array(ds.lengths, np.int32), ds.score
   if x.shape[2] != opt.max_frames:
     ds.meta['cropped'] = ds.meta.get('cropped', 0) + int((lengths > opt.max_frames).sum())
+    if score is not None:
+      # The scores follow their keypoints frame for frame (as one more channel).
+      score = preprocess.pad_or_crop(np.asarray(score)[..., None], lengths, opt.max_frames)[0]
+      score = score[..., 0]
     x, lengths = preprocess.pad_or_crop(x, lengths, opt.max_frames)
-  if opt.normalize != 'none':
+  if method != 'none':
     if not (isinstance(x, np.ndarray) and x.flags.writeable):
       x = np.array(x, np.float32)
+    if score is not None and not (isinstance(score, np.ndarray) and score.flags.writeable):
+      score = np.array(score, np.float32)
     layout = _normalisation_layout(ds, opt)
     for start in range(0, x.shape[0], _CHUNK):
       part = slice(start, start + _CHUNK)
-      x[part], lengths[part] = preprocess.pre_normalize(
-          np.asarray(x[part]), lengths[part], layout, opt.normalize)
-  # Recorded in the npz (key 'normalize'): sensor sources with --normalize=none are raw
-  # coordinates; an npz/pyskl/MS-G3D input keeps what it said about itself (unknown: nothing).
-  if opt.normalize != 'none':
-    ds.meta['normalize'] = opt.normalize
-  elif opt.source in ('ntu_raw', 'etri_csv', 'synthetic'):
+      out = preprocess.normalize(
+          np.asarray(x[part]), lengths[part], layout, method,
+          score=None if score is None else np.asarray(score[part]),
+          img_shape=None if ds.img_shape is None else ds.img_shape[part])
+      x[part], lengths[part] = out.x, out.lengths
+      if score is not None:
+        score[part] = out.score
+  # Recorded in the npz (key 'normalize'): sensor and estimator sources with --normalize=none
+  # are raw coordinates; an npz/pyskl/MS-G3D input keeps what it said about itself (unknown:
+  # nothing).
+  if method != 'none':
+    ds.meta['normalize'] = method
+  elif opt.source in ('ntu_raw', 'etri_csv', 'synthetic', 'openpose', 'mediapipe'):
     ds.meta['normalize'] = 'none'
-  return dataclasses.replace(ds, x=x, lengths=lengths)
+  ds.meta['normalize_ran'] = method
+  return dataclasses.replace(ds, x=x, lengths=lengths, score=score)
 
 
 def prepare(opt: PrepareOptions) -> tuple[SkeletonDataset, str]:
   """Reads, fits, normalises, optionally splits and writes; returns (dataset, summary text)."""
   _check_options(opt)
   ds = _read(opt)
-  if opt.source == 'msg3d' and opt.normalize != 'none':
+  if opt.source == 'msg3d' and resolved_method(ds, opt.normalize) != 'none':
     ds.meta.setdefault('notes', []).append(
         'MS-G3D arrays are usually normalised already; --normalize=none keeps them as they are')
   try:
@@ -219,7 +314,9 @@ def summarize(ds: SkeletonDataset, opt: PrepareOptions) -> str:
   """The human-readable report printed after a conversion."""
   lines = [f'wrote {opt.output}',
            f'  samples: {ds.num_samples} (persons {ds.num_persons}, frames {ds.num_frames}, '
-           f'joints {ds.num_joints}, layout {ds.layout})',
+           f'joints {ds.num_joints}, layout {ds.layout}, '
+           f'{"3D" if ds.num_channels == 3 else "2D keypoints"}'
+           f'{", with scores" if ds.score is not None else ""})',
            f'  subjects: {len(np.unique(ds.subject))}   actions: {len(np.unique(ds.action))}']
   if ds.gender is not None:
     counts = np.bincount(ds.gender + 1, minlength=3)
@@ -230,8 +327,8 @@ def summarize(ds: SkeletonDataset, opt: PrepareOptions) -> str:
     lines.append(f'  split: train {int((ds.split == 0).sum())}, test {int((ds.split == 1).sum())}')
   else:
     lines.append("  split: none stored (the config's split rule applies)")
-  lines.append(f'  normalize: {opt.normalize}; longer than {opt.max_frames} frames and '
-               f'cropped: {ds.meta.get("cropped", 0)}')
+  lines.append(f'  normalize: {ds.meta.get("normalize_ran", opt.normalize)}; longer than '
+               f'{opt.max_frames} frames and cropped: {ds.meta.get("cropped", 0)}')
   for note in ds.meta.get('notes', []):
     lines.append(f'  note: {note}')
   skipped = ds.meta.get('skipped', [])
@@ -248,8 +345,9 @@ def _define_flags():
   flags.DEFINE_enum('source', None, list(SOURCES), 'Input format.')
   flags.DEFINE_string('input', None, 'Input folder or file (msg3d: DATA.npy[,TEST.npy]).')
   flags.DEFINE_string('output', None, 'Output .npz file.')
-  flags.DEFINE_enum('normalize', 'agcn', list(NORMALIZE),
-                    'Pre-normalisation: none keeps the sensor coordinates exactly.')
+  flags.DEFINE_enum('normalize', 'auto', list(NORMALIZE),
+                    'Pre-normalisation: auto = agcn for 3D, image (with an image size) or '
+                    'skeleton for 2D keypoints; none keeps the coordinates exactly.')
   flags.DEFINE_integer('max_frames', 300, 'Frames per sample (pad with zeros / crop).')
   flags.DEFINE_integer('max_persons', None, 'Bodies kept per sample, most motion first '
                        '(default 2; 1 for etri_csv unless --keep_multi_person).')
@@ -267,6 +365,20 @@ def _define_flags():
   flags.DEFINE_bool('keep_multi_person', False, 'etri_csv: keep two-person actions (A044-A048) '
                     'and samples where more than one body appears.')
   flags.DEFINE_string('pyskl_split', None, "pyskl: split name in the pickle, e.g. 'xsub'.")
+  flags.DEFINE_string('layout', None, 'pyskl/openpose/mediapipe: registered layout (default: '
+                      'from the joint count, 2D 17 -> coco17, 25 -> openpose25, 33 -> '
+                      'mediapipe33; 3D 25 -> ntu25, 20 -> kinect_v1_20).')
+  flags.DEFINE_string('name_pattern', None, 'pyskl/openpose/mediapipe: regular expression for '
+                      "the sample names, e.g. 'P(?P<subject>\\d+)_A(?P<action>\\d+)' (groups "
+                      'subject (required), action, gender, camera, setup, replication); default: '
+                      'NTU/ETRI-style names.')
+  flags.DEFINE_integer('name_base', 1, '--name_pattern: the number of the first subject and '
+                       'action (1: P001 is subject 0).')
+  flags.DEFINE_string('img_shape', None, 'pyskl/openpose/mediapipe: HEIGHT,WIDTH of the frames '
+                      'when the files do not carry it (enables --normalize=image).')
+  flags.DEFINE_bool('clip_scores', False, 'pyskl: clip keypoint scores into [0, 1] instead of '
+                    'refusing the file.')
+  flags.DEFINE_integer('keypoint_dims', 2, 'mediapipe: 2 keeps (x, y), 3 keeps (x, y, z).')
   flags.DEFINE_string('split', None, 'Store a split computed by this rule (file, ntu_xsub, '
                       'ntu_xview, ntu_xset, leakage_safe, by_subject, random, auto).')
   flags.DEFINE_integer('split_seed', 0, 'Seed of the by_subject / random split rules.')

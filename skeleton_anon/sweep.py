@@ -19,13 +19,14 @@ result is exactly what retraining would give. The same holds for the auto-encode
 pretraining. Directories that differ are trained in their own run: in the ensemble-size sweep the
 engine trains the holdout seeds in one bank with the 1, 2 or 3 trained-against seeds, so nothing
 is shared there. Attackers retrained on anonymized data are never shared.
+
+DIR may be a URL (gs://BUCKET/sweep): every path goes through skeleton_anon.pathio (etils.epath).
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 import shutil
 import sys
@@ -34,8 +35,7 @@ from typing import Any, Callable, Sequence
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from skeleton_anon import cli
-from skeleton_anon.data.dataset import atomic_write
+from skeleton_anon import cli, pathio
 from skeleton_anon.errors import ConfigError, SkeletonAnonError
 
 SWEEP_KEY = 'sweep'
@@ -163,14 +163,18 @@ def copy_checkpoints(source_dir: str, target_dir: str, names: Sequence[str]) -> 
   """
   copied = []
   for name in names:
-    src = os.path.join(source_dir, 'checkpoints', name)
-    dst = os.path.join(target_dir, 'checkpoints', name)
-    if not os.path.isdir(src) or os.path.exists(dst):
+    src = pathio.as_path(source_dir) / 'checkpoints' / name
+    dst = pathio.as_path(target_dir) / 'checkpoints' / name
+    if not src.is_dir() or dst.exists():
       continue
-    tmp = f'{dst}.copying'
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    os.replace(tmp, dst)
+    tmp = dst.parent / f'{name}.copying'
+    if tmp.exists():
+      tmp.rmtree()
+    if pathio.is_url(src) or pathio.is_url(tmp):
+      pathio.copy_tree(src, tmp)
+    else:
+      shutil.copytree(src, tmp)
+    tmp.rename(dst)
     copied.append(name)
   return copied
 
@@ -182,26 +186,35 @@ def _barrier(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
-def _write_json(path: str, data) -> None:
-  def write(tmp):
-    with open(tmp, 'w') as f:
-      json.dump(data, f, indent=2)
-  atomic_write(path, write, overwrite=True)
+def _write_json(path, data) -> None:
+  pathio.write_json(path, data, indent=2)
+
+
+def _point_dir(workdir, name: str) -> str:
+  """workdir/<name>: a plain join for a local workdir (as given), epath's for a URL."""
+  if pathio.is_url(workdir):
+    return str(pathio.as_path(workdir) / name)
+  return os.path.join(workdir, name)
 
 
 def gather_plot(workdir: str, points: Sequence[SweepPoint], title: str) -> str | None:
   """Writes workdir/sweep.png from the points' report.json files; None when a report is missing."""
   from skeleton_anon.evaluate.plots import plot_sweep
   from skeleton_anon.evaluate.report import load_report
-  paths = [os.path.join(workdir, p.name, 'report.json') for p in points]
-  missing = [p for p in paths if not os.path.exists(p)]
+  paths = [pathio.as_path(_point_dir(workdir, p.name)) / 'report.json' for p in points]
+  missing = [p for p in paths if not p.exists()]
   if missing:
     logging.warning('sweep: no plot, %d runs lack report.json (first: %s)', len(missing),
                     missing[0])
     return None
-  reports = [load_report(p) for p in paths]
-  return plot_sweep(reports, [p.name for p in points], os.path.join(workdir, PLOT_NAME),
-                    title=title)
+  reports = []
+  for path in paths:
+    with pathio.local_file(path) as local:
+      reports.append(load_report(local))
+  with pathio.local_dir(workdir) as out_dir:
+    plot = plot_sweep(reports, [p.name for p in points], os.path.join(out_dir, PLOT_NAME),
+                      title=title)
+  return str(pathio.as_path(workdir) / PLOT_NAME) if pathio.is_url(workdir) else plot
 
 
 def run_sweep(config, workdir: str, *, run_fn: Callable | None = None, mesh=None) -> dict:
@@ -217,11 +230,11 @@ def run_sweep(config, workdir: str, *, run_fn: Callable | None = None, mesh=None
   points = sweep_points(config)
   spec = config[SWEEP_KEY]
   share = bool(spec.get('share_pretrained', True))
-  first_dir = os.path.join(workdir, points[0].name)
+  first_dir = _point_dir(workdir, points[0].name)
   summary = {'title': str(spec.get('title', 'sweep')), 'parameters': list(spec.parameters),
              'points': []}
   for index, point in enumerate(points):
-    point_dir = os.path.join(workdir, point.name)
+    point_dir = _point_dir(workdir, point.name)
     reused = []
     if share and index > 0:
       names = shareable_stages(points[0].config, point.config)
@@ -238,7 +251,7 @@ def run_sweep(config, workdir: str, *, run_fn: Callable | None = None, mesh=None
                               'overrides': point.overrides, 'reused_pretrained': reused})
   if jax.process_index() == 0:
     summary['plot'] = gather_plot(workdir, points, summary['title'])
-    _write_json(os.path.join(workdir, SUMMARY_NAME), summary)
+    _write_json(pathio.as_path(workdir) / SUMMARY_NAME, summary)
   return summary
 
 

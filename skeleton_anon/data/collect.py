@@ -1,7 +1,8 @@
 """Plumbing shared by the per-file readers: parallel parsing and a bounded-memory sample buffer.
 
-A reader turns one file into `(x [m, t, V, 3], fields)` or a skip reason; `read_files` runs it in
-worker processes with a progress bar and stacks the results into one `[N, M, T, V, 3]` array. When
+A reader turns one file into `(x [m, t, V, C], fields)` (C = 3, or 2 for image keypoints, with
+optional scores) or a skip reason; `gather` runs it in worker processes with a progress bar and
+stacks the results into one `[N, M, T, V, C]` array. When
 that array would be large it lives in a memory-mapped temporary file next to the output, so NTU120
 at T=300 converts on a machine with less RAM than the dataset.
 """
@@ -100,35 +101,43 @@ def parallel_map(fn: Callable[[Any], Any], items: Sequence[Any], *, workers: int
 
 
 class SampleBuffer:
-  """Stacks per-sample arrays into `[capacity, M, T, V, 3]` float32, cropping to T frames.
+  """Stacks per-sample arrays into `[capacity, M, T, V, C]` float32, cropping to T frames.
 
-  Memory-mapped to a temporary file in `directory` when the array exceeds `threshold` bytes;
-  `close()` (or the context manager) removes that file.
+  C is 3 (3D) or 2 (image keypoints); with `scores`, per-joint confidences are stacked into
+  `[capacity, M, T, V]` beside them. Memory-mapped to temporary files in `directory` when the
+  arrays exceed `threshold` bytes; `close()` (or the context manager) removes them.
   """
 
   def __init__(self, capacity: int, persons: int, frames: int, joints: int, *,
-               directory: str | None = None, threshold: int | None = None):
-    shape = (max(capacity, 1), persons, frames, joints, 3)
+               channels: int = 3, scores: bool = False, directory: str | None = None,
+               threshold: int | None = None):
+    shape = (max(capacity, 1), persons, frames, joints, channels)
     nbytes = int(np.prod(shape)) * 4
     threshold = MEMMAP_THRESHOLD_BYTES if threshold is None else threshold
-    self._tmp = None
-    if nbytes > threshold:
-      fd, self._tmp = tempfile.mkstemp(prefix='.skeleton_anon_buffer.', suffix='.npy',
-                                       dir=directory)
-      os.close(fd)
-      self.x = np.lib.format.open_memmap(self._tmp, mode='w+', dtype=np.float32, shape=shape)
-    else:
-      self.x = np.zeros(shape, np.float32)
+    self._tmps = []
+    big = nbytes > threshold
+    self.x = self._alloc(shape, big, directory)
+    self.score = self._alloc(shape[:-1], big, directory) if scores else None
     self.lengths = np.zeros(shape[0], np.int32)
     self.count = 0
     self.cropped = 0
 
+  def _alloc(self, shape, memmap: bool, directory) -> np.ndarray:
+    if not memmap:
+      return np.zeros(shape, np.float32)
+    fd, tmp = tempfile.mkstemp(prefix='.skeleton_anon_buffer.', suffix='.npy', dir=directory)
+    os.close(fd)
+    self._tmps.append(tmp)
+    return np.lib.format.open_memmap(tmp, mode='w+', dtype=np.float32, shape=shape)
+
   @property
   def is_memmap(self) -> bool:
-    return self._tmp is not None
+    return bool(self._tmps)
 
-  def add(self, sample: np.ndarray, length: int | None = None) -> int:
-    """Appends `sample` [m, t, V, 3] (m <= M persons); returns its row."""
+  def add(self, sample: np.ndarray, length: int | None = None,
+          score: np.ndarray | None = None) -> int:
+    """Appends `sample` [m, t, V, C] (m <= M persons) and its `score` [m, t, V] (when the
+    buffer keeps scores; None there means all 1); returns its row."""
     m, t = sample.shape[:2]
     frames = self.x.shape[2]
     if t > frames:
@@ -136,6 +145,8 @@ class SampleBuffer:
     t_kept = min(t, frames)
     row = self.count
     self.x[row, :m, :t_kept] = sample[:, :t_kept]
+    if self.score is not None:
+      self.score[row, :m, :t_kept] = 1.0 if score is None else score[:, :t_kept]
     self.lengths[row] = min(t if length is None else length, frames)
     self.count += 1
     return row
@@ -144,14 +155,19 @@ class SampleBuffer:
     """(x, lengths) of the samples added so far (views, no copy)."""
     return self.x[:self.count], self.lengths[:self.count]
 
+  def scores(self) -> np.ndarray | None:
+    """score [count, M, T, V] of the samples added so far (a view), or None."""
+    return None if self.score is None else self.score[:self.count]
+
   def close(self) -> None:
-    if self._tmp is not None:
+    if self._tmps:
       # Unlinking keeps any still-referenced mapping valid (POSIX) while the disk space is
       # returned once the last view goes; closing the map here could crash such a view.
-      self.x = None
-      if os.path.exists(self._tmp):
-        os.remove(self._tmp)
-      self._tmp = None
+      self.x = self.score = None
+      for tmp in self._tmps:
+        if os.path.exists(tmp):
+          os.remove(tmp)
+      self._tmps = []
 
   def __enter__(self) -> 'SampleBuffer':
     return self
@@ -160,19 +176,34 @@ class SampleBuffer:
     self.close()
 
 
-def select_persons(bodies: np.ndarray, max_persons: int) -> np.ndarray:
+def select_persons(bodies: np.ndarray, max_persons: int,
+                   scores: np.ndarray | None = None):
   """Keeps the `max_persons` bodies that move most, in decreasing order (2s-AGCN's criterion).
 
-  A body's motion is the sum over x, y, z of the standard deviation of its coordinates over the
-  frames where it is present (all joints together). Ties keep the earlier body first. Bodies
-  missing from the input are zero-padded at the end.
+  A body's motion is the sum over the channels (x, y, z; or x, y) of the standard deviation of
+  its coordinates over the frames where it is present (all joints together). Ties keep the
+  earlier body first. Bodies missing from the input are zero-padded at the end.
 
   Args:
-    bodies: [B, T, V, 3].
+    bodies: [B, T, V, C].
     max_persons: persons to keep.
+    scores: optional [B, T, V] per-joint confidences, reordered exactly like the bodies.
   Returns:
-    [max_persons, T, V, 3], same dtype.
+    [max_persons, T, V, C], same dtype; with `scores`, the pair (bodies, scores
+    [max_persons, T, V]).
   """
+  order = person_order(bodies, max_persons)
+  out = np.zeros((max_persons,) + bodies.shape[1:], bodies.dtype)
+  out[:len(order)] = bodies[order]
+  if scores is None:
+    return out
+  kept = np.zeros((max_persons,) + bodies.shape[1:3], scores.dtype)
+  kept[:len(order)] = scores[order]
+  return out, kept
+
+
+def person_order(bodies: np.ndarray, max_persons: int) -> np.ndarray:
+  """Indices of the (at most) `max_persons` bodies of [B, T, V, C] that move most, most first."""
   b, t, v, c = bodies.shape
   present = np.abs(bodies).reshape(b, t, -1).max(axis=2) > 0           # [B, T]
   count = present.sum(axis=1) * v                                        # values per channel
@@ -183,10 +214,7 @@ def select_persons(bodies: np.ndarray, max_persons: int) -> np.ndarray:
   sq = np.where(mask, bodies.astype(np.float64) - mean[:, None, None, :], 0) ** 2
   std = np.sqrt(sq.reshape(b, t * v, c).sum(axis=1) / safe)
   energy = np.where(count > 0, std.sum(axis=1), 0.0)
-  order = np.argsort(-energy, kind='stable')[:max_persons]
-  out = np.zeros((max_persons, t, v, c), bodies.dtype)
-  out[:len(order)] = bodies[order]
-  return out
+  return np.argsort(-energy, kind='stable')[:max_persons]
 
 
 def nonzero_length(x: np.ndarray) -> np.ndarray:
@@ -212,18 +240,20 @@ class Gathered:
 
 def gather(items: Sequence[Any], names: Sequence[str], load: Callable[[Any], Any], *,
            persons: int, frames: int, joints: int, workers: int = 1, on_error: str = 'stop',
-           progress: bool = True, desc: str = 'reading',
-           buffer: dict | None = None) -> Gathered:
+           progress: bool = True, desc: str = 'reading', channels: int = 3,
+           scores: bool = False, buffer: dict | None = None) -> Gathered:
   """Runs `load` over `items` in parallel and stacks the samples it returns.
 
-  `load(item)` returns `(x [m, t, V, 3], info)` (info may hold 'length'), a `Skipped` (a sample
+  `load(item)` returns `(x [m, t, V, C], info)` (info may hold 'length' and, with `scores`,
+  'score' [m, t, V]), a `Skipped` (a sample
   the reader's policy leaves out), or raises DataError. With on_error='stop' the first DataError
   is raised here; with 'skip' it becomes a `Skipped` with the error's problem as reason.
   The caller owns the returned buffer and must `release` the dataset built on it.
   """
   if on_error not in ('stop', 'skip'):
     raise DataError(None, f"on_error must be 'stop' or 'skip', got {on_error!r}")
-  buf = SampleBuffer(len(items), persons, frames, joints, **(buffer or {}))
+  buf = SampleBuffer(len(items), persons, frames, joints, channels=channels, scores=scores,
+                     **(buffer or {}))
   try:
     out = Gathered(buf, [], [], [])
     for name, result in zip(names, parallel_map(load, items, workers=workers, desc=desc,
@@ -236,7 +266,7 @@ def gather(items: Sequence[Any], names: Sequence[str], load: Callable[[Any], Any
         out.skipped.append(result)
       else:
         x, info = result
-        buf.add(x, info.get('length'))
+        buf.add(x, info.get('length'), info.pop('score', None))
         out.names.append(name)
         out.infos.append(info)
     return out

@@ -12,11 +12,15 @@ import zipfile
 from typing import Any
 
 import numpy as np
+from absl import logging
 
+from skeleton_anon.data import npz_mmap
 from skeleton_anon.data.layouts import Layout, get_layout
 from skeleton_anon.errors import DataError, OutputExistsError
 
 PRIVACY_TARGETS = ('subject', 'gender')
+# Coordinate channels: 3D positions, or image-plane keypoints (x right, y down).
+CHANNELS = (3, 2)
 # Optional per-sample recording conditions (an additive extension of DESIGN section 1).
 RECORDING_KEYS = ('camera', 'setup', 'replication')
 
@@ -25,7 +29,13 @@ RECORDING_KEYS = ('camera', 'setup', 'replication')
 class SkeletonDataset:
   """Skeleton sequences with labels, channels last.
 
-  x: float32 [N, M, T, V, 3]; absent persons and padded frames are exactly 0.
+  x: float32 [N, M, T, V, C], C = 3 (3D) or 2 (image-plane keypoints); absent persons and
+  padded frames are exactly 0.
+  score: optional float32 [N, M, T, V] in [0, 1], a pose estimator's per-joint confidence
+  (pyskl's `keypoint_score`); 0 marks an invisible joint. Losses weight by it; anonymizers pass
+  it through unchanged.
+  img_shape: optional int32 [N, 2], each sample's video frame size (height, width) in pixels,
+  as pyskl annotations carry it; the 'image' normalisation centres and scales by it.
   lengths: int32 [N] valid frames per sample. action, subject: int32 [N], 0-based.
   gender: int32 [N] 0/1/-1 or None. split: int8 [N] 0 train / 1 test, or None.
   names: str [N] or None. layout: registered name or 'custom' (then `edges` is set).
@@ -47,6 +57,8 @@ class SkeletonDataset:
   camera: np.ndarray | None = None
   setup: np.ndarray | None = None
   replication: np.ndarray | None = None
+  score: np.ndarray | None = None
+  img_shape: np.ndarray | None = None
 
   @property
   def num_samples(self) -> int:
@@ -63,6 +75,11 @@ class SkeletonDataset:
   @property
   def num_joints(self) -> int:
     return int(self.x.shape[3])
+
+  @property
+  def num_channels(self) -> int:
+    """3 for 3D coordinates, 2 for image-plane keypoints."""
+    return int(self.x.shape[4])
 
   def get_layout(self) -> Layout:
     return get_layout(self.layout, edges=self.edges, num_joints=self.num_joints)
@@ -87,7 +104,8 @@ class SkeletonDataset:
         self, x=self.x[index], lengths=self.lengths[index], action=self.action[index],
         subject=self.subject[index], gender=take(self.gender), split=take(self.split),
         names=take(self.names), meta=dict(self.meta), camera=take(self.camera),
-        setup=take(self.setup), replication=take(self.replication))
+        setup=take(self.setup), replication=take(self.replication), score=take(self.score),
+        img_shape=take(self.img_shape))
 
   def with_x(self, x: np.ndarray) -> 'SkeletonDataset':
     """Same labels, new coordinates (e.g. anonymized)."""
@@ -110,15 +128,12 @@ def validate(ds: SkeletonDataset, path=None) -> SkeletonDataset:
   x = ds.x
   _check(path, isinstance(x, np.ndarray) and x.dtype == np.float32,
          f'x must be float32, got {getattr(x, "dtype", type(x).__name__)}', 'x')
-  _check(path, x.ndim == 5 and x.shape[-1] == 3,
-         f'x must have shape [N, M, T, V, 3], got {list(x.shape)}', 'x')
+  _check(path, x.ndim == 5 and x.shape[-1] in CHANNELS,
+         f'x must have shape [N, M, T, V, 3] (3D) or [N, M, T, V, 2] (2D keypoints), got '
+         f'{list(x.shape)}', 'x')
   n, _, t, v, _ = x.shape
   _check(path, n > 0, 'x holds no samples', 'x')
   names = ds.names if ds.names is not None and len(ds.names) == n else None
-  finite = np.isfinite(x).reshape(n, -1).all(axis=1)
-  if not finite.all():
-    i = _first_bad(~finite)
-    _check(path, False, 'coordinates contain NaN or inf', 'x', i, names)
 
   def int_labels(key, arr, dtype, lo=0, hi=None, allow=()):
     _check(path, arr is not None, f'missing required key {key!r}', key)
@@ -148,31 +163,93 @@ def validate(ds: SkeletonDataset, path=None) -> SkeletonDataset:
     _check(path, len(ds.names) == n, f'names must have {n} entries, got {len(ds.names)}',
            'names')
   layout = get_layout(str(ds.layout), edges=ds.edges, num_joints=v, path=path)
-  # Padded frames must be zero: a model reads them as "no data", and a non-zero pad is a sign
-  # that `lengths` is wrong.
-  frame_ids = np.arange(t)
-  pad = frame_ids[None, :] >= lengths[:, None]                      # [N, T]
-  pad_nonzero = (np.abs(x).sum(axis=(1, 3, 4)) > 0) & pad
-  if pad_nonzero.any():
-    i = _first_bad(pad_nonzero.any(axis=1))
-    _check(path, False, f'frames beyond lengths={lengths[i]} are not zero', 'x', i, names)
-  empty = ~(np.abs(x).reshape(n, -1) > 0).any(axis=1)
-  if empty.any():
-    _check(path, False, 'all coordinates are zero (no body)', 'x', _first_bad(empty), names)
+  score = None if ds.score is None else _checked_score(ds.score, x.shape, path, names)
+  img_shape = None if ds.img_shape is None else _checked_img_shape(ds.img_shape, n, path, names)
+  _check_coordinates(x, lengths, path, names)
   return dataclasses.replace(
       ds, lengths=lengths, action=action, subject=subject, gender=gender, split=split,
-      **recording, layout=layout.name, edges=layout.edges if layout.name == 'custom' else None)
+      **recording, layout=layout.name, edges=layout.edges if layout.name == 'custom' else None,
+      score=score, img_shape=img_shape)
 
 
-# Optional string scalar: how `prepare` normalised the coordinates ('none', 'agcn', 'pyskl').
+# Samples checked at once: bounds validation's temporaries (x may be a memory map of 10 GB).
+_CHUNK = 512
+
+
+def _check_coordinates(x: np.ndarray, lengths: np.ndarray, path, names) -> None:
+  """Finite coordinates, zero padded frames (a model reads them as "no data", and a non-zero pad
+  is a sign that `lengths` is wrong) and a body in every sample, checked chunk by chunk."""
+  frame_ids = np.arange(x.shape[2])
+  for lo in range(0, x.shape[0], _CHUNK):
+    chunk = np.asarray(x[lo:lo + _CHUNK])
+    flat = chunk.reshape(len(chunk), -1)
+    finite = np.isfinite(flat).all(axis=1)
+    if not finite.all():
+      _check(path, False, 'coordinates contain NaN or inf', 'x', lo + _first_bad(~finite), names)
+    pad = frame_ids[None, :] >= lengths[lo:lo + len(chunk), None]            # [n, T]
+    pad_nonzero = (chunk != 0).any(axis=(1, 3, 4)) & pad
+    if pad_nonzero.any():
+      i = lo + _first_bad(pad_nonzero.any(axis=1))
+      _check(path, False, f'frames beyond lengths={lengths[i]} are not zero', 'x', i, names)
+    empty = ~(flat != 0).any(axis=1)
+    if empty.any():
+      _check(path, False, 'all coordinates are zero (no body)', 'x', lo + _first_bad(empty),
+             names)
+
+
+def _checked_img_shape(img_shape, n: int, path, names) -> np.ndarray:
+  """Per-sample (height, width) as int32 [N, 2], both >= 1; DataError naming the sample."""
+  arr = np.asarray(img_shape)
+  _check(path, arr.shape == (n, 2), f'img_shape must have shape [{n}, 2] (height, width per '
+         f'sample), got {list(arr.shape)}', 'img_shape')
+  _check(path, np.issubdtype(arr.dtype, np.integer) or
+         (arr.dtype.kind == 'f' and bool(np.all(arr == np.round(arr)))),
+         f'img_shape must be integers, got {arr.dtype}', 'img_shape')
+  small = (arr < 1).any(axis=1)
+  if small.any():
+    i = _first_bad(small)
+    _check(path, False, f'img_shape = {arr[i].tolist()} is not a positive (height, width)',
+           'img_shape', i, names)
+  return arr.astype(np.int32)
+
+
+def _checked_score(score, x_shape, path, names) -> np.ndarray:
+  """The confidence array as float32, or DataError on a wrong shape, non-finite or outside [0, 1]."""
+  _check(path, isinstance(score, np.ndarray) and score.dtype.kind == 'f',
+         f'score must be a float array, got {getattr(score, "dtype", type(score).__name__)}',
+         'score')
+  _check(path, score.shape == tuple(x_shape[:-1]),
+         f'score must have shape {list(x_shape[:-1])} (x without its coordinate axis), got '
+         f'{list(score.shape)}', 'score')
+  n = x_shape[0]
+  flat = score.reshape(n, -1)
+  bad = ~np.isfinite(flat).all(axis=1)
+  if bad.any():
+    _check(path, False, 'score contains NaN or inf', 'score', _first_bad(bad), names)
+  outside = ((flat < 0) | (flat > 1)).any(axis=1)
+  if outside.any():
+    i = _first_bad(outside)
+    row = flat[i]
+    value = row[(row < 0) | (row > 1)][0]
+    _check(path, False, f'score = {value:g} is outside [0, 1]', 'score', i, names)
+  return score if score.dtype == np.float32 else score.astype(np.float32)
+
+
+# Optional string scalar: how `prepare` normalised the coordinates ('none'; 'agcn', 'pyskl' for 3D;
+# 'image', 'skeleton' for 2D keypoints: preprocess.METHODS).
 # Kept in meta['normalize']; an anonymizer refuses data normalised otherwise than its own.
 NORMALIZE_KEY = 'normalize'
 _KNOWN_KEYS = {'x', 'lengths', 'action', 'subject', 'gender', 'split', 'names', 'layout',
-               'edges', NORMALIZE_KEY, *RECORDING_KEYS}
+               'edges', 'score', 'img_shape', NORMALIZE_KEY, *RECORDING_KEYS}
 
 
 def load_npz(path, *, mmap: bool = False) -> SkeletonDataset:
-  """Reads and validates a generic dataset file. Never unpickles (allow_pickle=False)."""
+  """Reads and validates a generic dataset file. Never unpickles (allow_pickle=False).
+
+  mmap: x becomes a read-only memory map of the file (data/npz_mmap.py) and costs no RAM; a
+  file whose x cannot be mapped (compressed) is read into memory and meta['mmap_refused'] says
+  why (logged once, one line).
+  """
   path = os.fspath(path)
   if not os.path.exists(path):
     raise DataError(path, 'file does not exist')
@@ -184,8 +261,17 @@ def load_npz(path, *, mmap: bool = False) -> SkeletonDataset:
     raise DataError(path, f'not an .npz file ({what}); expected the generic dataset file '
                     '(README "The dataset file")')
   try:
-    with np.load(path, allow_pickle=False, mmap_mode='r' if mmap else None) as f:
-      arrays = {k: f[k] for k in f.files}
+    with np.load(path, allow_pickle=False) as f:
+      # Members are read lazily: with mmap, x is mapped below instead of read here.
+      arrays = {k: f[k] for k in f.files if not (mmap and k == 'x')}
+      refused = None
+      if mmap and 'x' in f.files:
+        try:
+          arrays['x'] = npz_mmap.map_npz_member(path, 'x')
+        except npz_mmap.NotMappable as e:
+          refused = str(e)
+          logging.warning('%s: x read into memory, not memory-mapped: %s', path, refused)
+          arrays['x'] = f['x']
   except (zipfile.BadZipFile, OSError, EOFError) as e:
     raise DataError(path, f'not a readable .npz file ({e})') from None
   except ValueError as e:
@@ -205,17 +291,17 @@ def load_npz(path, *, mmap: bool = False) -> SkeletonDataset:
            f'normalize must be a string scalar, got {normalize.dtype} {list(normalize.shape)}',
            NORMALIZE_KEY)
   x = arrays['x']
-  if not mmap:
-    x = np.asarray(x)
   ds = SkeletonDataset(
       x=x, lengths=arrays['lengths'], action=arrays['action'], subject=arrays['subject'],
       layout=str(layout), gender=arrays.get('gender'), split=arrays.get('split'),
       names=None if names is None else names.astype(str), edges=arrays.get('edges'),
       camera=arrays.get('camera'), setup=arrays.get('setup'),
-      replication=arrays.get('replication'),
+      replication=arrays.get('replication'), score=arrays.get('score'),
+      img_shape=arrays.get('img_shape'),
       meta={'path': path, 'source': 'npz',
             'extra_keys': sorted(set(arrays) - _KNOWN_KEYS),
-            'normalize': None if normalize is None else str(normalize)})
+            'normalize': None if normalize is None else str(normalize),
+            'mmap_refused': refused})
   return validate(ds, path)
 
 
@@ -255,6 +341,10 @@ def save_npz(ds: SkeletonDataset, path, *, overwrite: bool = False,
   for key in RECORDING_KEYS:
     if getattr(ds, key) is not None:
       arrays[key] = getattr(ds, key)
+  if ds.score is not None:
+    arrays['score'] = ds.score
+  if ds.img_shape is not None:
+    arrays['img_shape'] = ds.img_shape
   if ds.meta.get('normalize') is not None:
     arrays[NORMALIZE_KEY] = np.asarray(str(ds.meta['normalize']))
 

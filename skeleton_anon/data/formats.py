@@ -1,11 +1,13 @@
-"""Other toolkits' files: MS-G3D / 2s-AGCN `.npy` + label pickle (read and write), pyskl pickles.
+"""Other toolkits' files: MS-G3D / 2s-AGCN `.npy` + label pickle (read, write), and what every
+reader of a foreign format shares: the layout from a joint count, labels from sample names.
 
 MS-G3D / 2s-AGCN / CTR-GCN keep float32 `(N, 3, T, V, M)` arrays next to a pickle of
 `(sample_names, labels)`. Writing that pair lets anonymized data drop straight into their
-PyTorch pipelines. pyskl / mmaction2 keep one pickle: `{"split": {...}, "annotations": [...]}`.
+PyTorch pipelines. (pyskl pickles: data/pyskl.py; keypoint folders: data/keypoint_folders.py.)
 Pickles are read with `safe_pickle` (no code runs); subject, camera, setup and replication come
-from NTU- or ETRI-style sample names (`parse_sample_name`). Names without a performer id
-(`P###`) are an error: the generic file requires a subject for every sample.
+from NTU- or ETRI-style sample names (`parse_sample_name`) or from a user's regular expression
+(`NamePattern`). Names without a subject are an error: the generic file requires a subject for
+every sample.
 """
 
 from __future__ import annotations
@@ -22,30 +24,130 @@ from skeleton_anon.data.dataset import SkeletonDataset, atomic_write, validate
 from skeleton_anon.data.layouts import LAYOUTS
 from skeleton_anon.data.ntu import parse_sample_name
 from skeleton_anon.data.safe_pickle import safe_load
-from skeleton_anon.errors import DataError, OutputExistsError
+from skeleton_anon.errors import ConfigError, DataError, OutputExistsError
 
-# These files name no layout, so the joint count picks one, but only between the depth-sensor
-# skeletons they carry (NTU's 25 joints, Kinect v1's 20): 25 joints are ntu25, never openpose25,
-# and other counts are not guessed (17 could be coco17 or h36m17; a skeleton of one's own may
-# have any count).
-_LAYOUT_BY_JOINTS = {LAYOUTS[name].num_joints: name for name in ('ntu25', 'kinect_v1_20')}
+# These files name no layout, so the joint count and the dimensionality pick one where only one
+# kind of source writes that count. 3D: the depth sensors (NTU's 25 joints, never openpose25;
+# Kinect v1's 20) and MediaPipe's 33 world landmarks. 2D: the pose estimators (COCO-17 from
+# HRNet / RTMPose / pyskl, OpenPose BODY_25, MediaPipe's 33). Other counts are not guessed (17
+# in 3D could be h36m17 or a lifted coco17; 24 smpl24 or a skeleton of one's own): `--layout`.
+_LAYOUT_BY_JOINTS = {
+    3: {LAYOUTS[name].num_joints: name for name in ('ntu25', 'kinect_v1_20', 'mediapipe33')},
+    2: {LAYOUTS[name].num_joints: name for name in ('coco17', 'openpose25', 'mediapipe33')},
+}
 
 
-def layout_for_joints(num_joints: int, path=None) -> str:
-  """The registered layout with `num_joints` joints (25 -> ntu25, 20 -> kinect_v1_20)."""
-  if num_joints not in _LAYOUT_BY_JOINTS:
+def layout_for_joints(num_joints: int, path=None, *, channels: int = 3) -> str:
+  """The registered layout with `num_joints` joints for 3D (channels=3: 25 -> ntu25, 20 ->
+  kinect_v1_20, 33 -> mediapipe33) or 2D keypoints (channels=2: 17 -> coco17, 25 ->
+  openpose25, 33 -> mediapipe33)."""
+  known = _LAYOUT_BY_JOINTS[3 if channels == 3 else 2]
+  if num_joints not in known:
+    kind = '3D' if channels == 3 else '2D'
     same = [name for name, layout in LAYOUTS.items() if layout.num_joints == num_joints]
     if same:
       raise DataError(path, f'{num_joints} joints match no registered layout by count alone '
-                      f'(registered with {num_joints}: {", ".join(same)}); convert to the '
-                      "generic .npz and set its 'layout'")
+                      f'for {kind} keypoints (registered with {num_joints}: {", ".join(same)}); '
+                      "name it with --layout, or convert to the generic .npz and set its "
+                      "'layout'")
     raise DataError(path, f'{num_joints} joints match no registered layout '
-                    f'({sorted(_LAYOUT_BY_JOINTS)}); convert to the generic .npz with your '
+                    f'({kind}: {sorted(known)}); convert to the generic .npz with your '
                     "own 'edges' instead")
-  return _LAYOUT_BY_JOINTS[num_joints]
+  return known[num_joints]
 
 
-def _check_labels(labels, n: int, path, what: str = 'labels') -> np.ndarray:
+def checked_layout(name: str | None, num_joints: int, channels: int, path=None) -> str:
+  """`name` when its joint count is `num_joints` (else DataError), or the one the count picks."""
+  if name is None:
+    return layout_for_joints(num_joints, path, channels=channels)
+  if name not in LAYOUTS:
+    raise ConfigError(f'unknown layout {name!r}; registered: {", ".join(sorted(LAYOUTS))}')
+  if LAYOUTS[name].num_joints != num_joints:
+    raise DataError(path, f'layout {name!r} has {LAYOUTS[name].num_joints} joints, the '
+                    f'keypoints have {num_joints}')
+  return name
+
+
+# Fields a --name_pattern may capture; subject is required. Numbers count from `base` (1: P001
+# is subject 0, as NTU and ETRI names count).
+PATTERN_FIELDS = ('subject', 'action', 'gender', 'camera', 'setup', 'replication')
+_GENDER_WORDS = {'m': 1, 'male': 1, 'man': 1, '1': 1, 'f': 0, 'female': 0, 'woman': 0, '0': 0}
+
+
+class NamePattern:
+  """A user's regular expression for sample names, e.g. `P(?P<subject>\\d+)_A(?P<action>\\d+)`.
+
+  Searched (re.search) in each sample's name (its path below the input folder, without the
+  extension). Groups: `subject` (required), `action`, `gender` (M/F, male/female, 1/0),
+  `camera`, `setup`, `replication`; numbers count from `base`.
+  """
+
+  def __init__(self, pattern: str, base: int = 1):
+    try:
+      self.regex = re.compile(pattern)
+    except re.error as e:
+      raise ConfigError(f'--name_pattern {pattern!r} is not a regular expression ({e})') from None
+    if 'subject' not in self.regex.groupindex:
+      raise ConfigError(f'--name_pattern {pattern!r} has no (?P<subject>...) group; the dataset '
+                        'needs a subject per sample, e.g. --name_pattern='
+                        "'P(?P<subject>\\d+)_A(?P<action>\\d+)'")
+    self.pattern = pattern
+    self.base = int(base)
+    self.fields = [f for f in PATTERN_FIELDS if f in self.regex.groupindex]
+
+  def matches(self, name: str) -> bool:
+    return self.regex.search(name) is not None
+
+  def parse(self, name: str, path=None, sample: int | None = None) -> dict[str, int]:
+    """{field: value} for one name (0-based ids; gender 0/1); DataError naming it otherwise."""
+    found = self.regex.search(name)
+    if found is None:
+      raise DataError(path, f'name does not match --name_pattern {self.pattern!r}',
+                      sample=sample, name=name)
+    out = {}
+    for field in self.fields:
+      text = found.group(field)
+      if text is None:
+        continue
+      if field == 'gender':
+        if text.lower() not in _GENDER_WORDS:
+          raise DataError(path, f'gender {text!r} is none of M/F, male/female, 1/0',
+                          sample=sample, name=name)
+        out[field] = _GENDER_WORDS[text.lower()]
+        continue
+      if not text.isdigit():
+        raise DataError(path, f'{field} {text!r} is not a number', sample=sample, name=name)
+      value = int(text) - (self.base if field in ('subject', 'action') else 0)
+      if value < 0:
+        raise DataError(path, f'{field} {text} is below --name_base={self.base}', sample=sample,
+                        name=name)
+      out[field] = value
+    if 'subject' not in out:
+      raise DataError(path, 'the subject group matched nothing', sample=sample, name=name)
+    return out
+
+  def check_any(self, names: Sequence[str], path) -> None:
+    """DataError when the pattern matches none of `names` (a pattern for other names)."""
+    if names and not any(self.matches(n) for n in names):
+      raise DataError(path, f'--name_pattern {self.pattern!r} matches none of the {len(names)} '
+                      f'names (e.g. {names[0]!r})')
+
+
+def fields_from_pattern(names: Sequence[str], pattern: NamePattern, path=None, *,
+                        action: bool = True) -> dict[str, np.ndarray]:
+  """subject (and action, gender, recording fields where every name has them) by `pattern`."""
+  pattern.check_any(list(names), path)
+  parsed = [pattern.parse(str(n), path, i) for i, n in enumerate(names)]
+  out = {}
+  for key in PATTERN_FIELDS:
+    if key == 'action' and not action:
+      continue
+    if all(key in f for f in parsed):
+      out[key] = np.asarray([f[key] for f in parsed], np.int32)
+  return out
+
+
+def check_labels(labels, n: int, path, what: str = 'labels') -> np.ndarray:
   """Integer labels, one per sample, none negative; DataError naming the first bad one."""
   try:
     arr = np.asarray(labels)
@@ -115,7 +217,7 @@ def read_msg3d(npy_path, labels_path, *, mmap: bool = False) -> SkeletonDataset:
   names = [str(s.decode() if isinstance(s, bytes) else s) for s in names]
   if len(names) != n:
     raise DataError(labels_path, f'{len(names)} sample names for {n} samples in {npy_path}')
-  action = _check_labels(labels, n, labels_path)
+  action = check_labels(labels, n, labels_path)
   names = [n_[:-len('.skeleton')] if n_.endswith('.skeleton') else n_ for n_ in names]
   x = data.transpose(0, 4, 2, 3, 1)                                  # [N, M, T, V, 3]
   x = x if mmap and x.dtype == np.float32 else np.ascontiguousarray(x, dtype=np.float32)
@@ -165,101 +267,3 @@ def write_msg3d(ds: SkeletonDataset, npy_path, labels_path, *, overwrite: bool =
 
   atomic_write(npy_path, write_array, overwrite=overwrite, suffix='.npy')
   atomic_write(labels_path, write_labels, overwrite=overwrite)
-
-
-def read_pyskl(path, *, split: str | None = None, max_persons: int = 2, max_frames: int = 300,
-               buffer: dict | None = None) -> SkeletonDataset:
-  """Reads a pyskl / mmaction2 3D annotation pickle.
-
-  Args:
-    path: the pickle: `{"split": {name: [frame_dir, ...]}, "annotations": [{"frame_dir",
-      "total_frames", "label", "keypoint" [M, T, V, 3]}, ...]}`.
-    split: e.g. 'xsub': samples in `xsub_train` get split 0, those in `xsub_val` (or
-      `xsub_test`) split 1, the rest are left out (meta['skipped']). None: no split array.
-    max_persons: persons kept (most motion first); max_frames: T of the output.
-    buffer: keyword arguments for `collect.SampleBuffer`.
-  """
-  path = os.fspath(path)
-  content = safe_load(path)
-  if not isinstance(content, dict) or not isinstance(content.get('annotations'), list):
-    raise DataError(path, "expected a dict with an 'annotations' list (pyskl format)")
-  anns = content['annotations']
-  if not anns:
-    raise DataError(path, 'the annotations list is empty')
-  side = _pyskl_split(content.get('split'), split, path)
-  buf = collect.SampleBuffer(len(anns), max_persons, max_frames,
-                             _num_joints(anns[0], path, 0), **(buffer or {}))
-  try:
-    names, labels, splits, skipped = [], [], [], []
-    for i, ann in enumerate(anns):
-      name = str(ann.get('frame_dir', '')) if isinstance(ann, dict) else ''
-      if side is not None and name not in side:
-        skipped.append(collect.Skipped(name or f'annotation {i}', f"in neither {split}_train "
-                                       f'nor {split}_val'))
-        continue
-      kp = _keypoints(ann, path, i, buf.x.shape[3])
-      total = int(ann.get('total_frames', kp.shape[1]))
-      buf.add(collect.select_persons(kp, max_persons), min(total, kp.shape[1]))
-      names.append(name)
-      labels.append(ann.get('label'))
-      if side is not None:
-        splits.append(side[name])
-    if not names:
-      raise DataError(path, f'no annotation is in split {split!r}')
-    x, lengths = buf.arrays()
-    ds = SkeletonDataset(
-        x=x, lengths=lengths, action=_check_labels(labels, len(names), path, 'label values'),
-        layout=layout_for_joints(x.shape[3], path), names=np.asarray(names),
-        split=None if side is None else np.asarray(splits, np.int8),
-        **fields_from_names(names, path))
-    ds.meta.update(source='pyskl', skipped=skipped, cropped=buf.cropped, buffer=buf)
-    return validate(ds, path)
-  except BaseException:
-    buf.close()
-    raise
-
-
-def _pyskl_split(splits, name: str | None, path) -> dict[str, int] | None:
-  if name is None:
-    return None
-  if not isinstance(splits, dict):
-    raise DataError(path, f"split {name!r} asked for, but the pickle has no 'split' dict")
-  train = splits.get(f'{name}_train')
-  test = next((splits[k] for k in (f'{name}_val', f'{name}_test') if k in splits), None)
-  if train is None or test is None:
-    raise DataError(path, f'split {name!r} needs {name}_train and {name}_val lists; the pickle '
-                    f'has {sorted(map(str, splits))}')
-  side = {str(s): 0 for s in train}
-  side.update({str(s): 1 for s in test})
-  return side
-
-
-def _num_joints(ann, path, i) -> int:
-  kp = ann.get('keypoint') if isinstance(ann, dict) else None
-  if not isinstance(kp, np.ndarray) or kp.ndim != 4:
-    raise DataError(path, "annotation needs 'keypoint' as an array [M, T, V, C]", sample=i)
-  return int(kp.shape[2])
-
-
-def _keypoints(ann, path, i: int, num_joints: int) -> np.ndarray:
-  """The annotation's keypoints as float32 [M, T, V, 3], checked."""
-  name = str(ann.get('frame_dir')) if isinstance(ann, dict) else None
-  if not isinstance(ann, dict) or 'label' not in ann:
-    raise DataError(path, "annotation needs 'frame_dir', 'label' and 'keypoint'", sample=i,
-                    name=name)
-  kp = ann.get('keypoint')
-  if not isinstance(kp, np.ndarray) or kp.ndim != 4 or kp.dtype.kind not in 'fiu':
-    raise DataError(path, "'keypoint' must be a numeric array [M, T, V, C]", sample=i,
-                    name=name)
-  if kp.shape[3] != 3:
-    raise DataError(path, f'keypoint has C={kp.shape[3]}; only 3D (C=3) skeletons are '
-                    'supported', sample=i, name=name)
-  if kp.shape[2] != num_joints:
-    raise DataError(path, f'{kp.shape[2]} joints, the first annotation has {num_joints}',
-                    sample=i, name=name)
-  kp = kp.astype(np.float32)
-  if not np.isfinite(kp).all():
-    raise DataError(path, 'keypoint contains NaN or inf', sample=i, name=name)
-  if not kp.any():
-    raise DataError(path, 'all coordinates are zero', sample=i, name=name)
-  return kp

@@ -1,4 +1,4 @@
-"""Skeleton pre-normalisation (2s-AGCN and pyskl variants) and pad/crop to a fixed length.
+"""Skeleton pre-normalisation (2s-AGCN and pyskl variants; pyskl's 2D ones) and pad/crop.
 
 Everything here works on the whole array at once: numpy broadcasting, index gathers for "repeat
 the earlier valid frames", and one batched 3x3 rotation per sample. There is no Python loop over
@@ -15,13 +15,28 @@ Facts reproduced from the public reference pipelines:
     the first kept frame, then the same two rotations. (pyskl hard-codes the centre as joint 1
     for 25 joints; here it is the layout's `norm_center`, which is joint 1 for `ntu25`.)
 
-Deliberate differences from the reference code, both about degenerate input: an anti-parallel
-bone is turned by 180 degrees (the reference's cross product vanishes there and it leaves the
-skeleton upside down), and a zero-length bone gives the identity rotation (never NaN).
+  * pyskl `PreNormalize2D` (2D keypoints, C=2): keypoints whose score is at or below 0.01 are
+    set to zero; in mode 'fix' (here 'image') x becomes (x - w/2) / (w/2) and y (y - h/2) / (h/2)
+    with (h, w) the sample's `img_shape`, so the frame spans [-1, 1] on both axes (the two axes
+    are scaled differently, as in pyskl). Mode 'auto' centres on the box around all valid
+    keypoints of the sample instead.
+
+Deliberate differences from the reference code, all about degenerate input or units: an
+anti-parallel bone is turned by 180 degrees (the reference's cross product vanishes there and it
+leaves the skeleton upside down), and a zero-length bone gives the identity rotation (never NaN).
+'skeleton' (pyskl's 'auto') scales both axes by half the box's longer side, so the aspect ratio
+and bone-length ratios survive and any unit works (pyskl scales x and y by their own extents and
+skips boxes under 10 pixels); a box of zero size is only centred. Keypoints that are exactly zero
+(absent) stay zero in every method, and a present 2D keypoint that lands exactly on the centre
+is moved by 1e-6 so that it does not read as absent.
+
+The 2D methods are affine per sample: x_norm = (x - offset) / scale. `normalize` returns offset
+and scale, and `denormalize_2d` maps anonymized keypoints back to the input's frame (pixels).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import numpy as np
@@ -29,58 +44,183 @@ import numpy as np
 from skeleton_anon.data.layouts import Layout, get_layout
 from skeleton_anon.errors import ConfigError, DataError
 
-METHODS = ('none', 'agcn', 'pyskl')
+METHODS_3D = ('agcn', 'pyskl')
+METHODS_2D = ('image', 'skeleton')
+METHODS = ('none', *METHODS_3D, *METHODS_2D)
+# pyskl PreNormalize2D's default threshold: a keypoint scored at or below it counts as missing.
+SCORE_THRESHOLD = 0.01
 CROP_MODES = ('head', 'resample')
 
 # Bones shorter than this (metres) carry no direction: their rotation is the identity.
 _MIN_BONE = 1e-6
 # Below this |u x target| the bone is (anti-)parallel to the target axis.
 _MIN_SINE = 1e-9
+# A 2D keypoint normalised onto exactly (0, 0) gets this x, so that it still counts as present.
+_ON_CENTRE = np.float32(1e-6)
+
+
+def check_method(method: str, channels: int) -> None:
+  """ConfigError (one line) for an unknown method or one made for the other dimensionality."""
+  if method not in METHODS:
+    raise ConfigError(f'unknown normalize method {method!r}; use one of {list(METHODS)}')
+  if channels == 2 and method in METHODS_3D:
+    raise ConfigError(f"normalize {method!r} rotates 3D skeletons; 2D keypoints (C=2) take "
+                      "'image' (pyskl's PreNormalize2D: image centre and size), 'skeleton' "
+                      "(the skeleton's own extent) or 'none'")
+  if channels == 3 and method in METHODS_2D:
+    raise ConfigError(f"normalize {method!r} is for 2D keypoints (C=2); 3D coordinates take "
+                      "'agcn', 'pyskl' or 'none'")
+
+
+def default_method(channels: int, has_img_shape: bool) -> str:
+  """What 'auto' means: 'agcn' for 3D; for 2D 'image' when the image size is known, else
+  'skeleton'."""
+  if channels == 3:
+    return 'agcn'
+  return 'image' if has_img_shape else 'skeleton'
+
+
+@dataclasses.dataclass
+class Normalized:
+  """Output of `normalize`. x float32 [N, M, T, V, C]; lengths int32 [N]; score float32
+  [N, M, T, V] reordered like x (None without input scores); offset, scale float32 [N, C] of the
+  2D methods (x_norm = (x - offset) / scale), None for the others."""
+  x: np.ndarray
+  lengths: np.ndarray
+  score: np.ndarray | None = None
+  offset: np.ndarray | None = None
+  scale: np.ndarray | None = None
 
 
 def pre_normalize(x: np.ndarray, lengths: np.ndarray, layout: Layout | str,
                   method: str = 'agcn', *, repeat_to_end: bool = True,
-                  chunk_size: int = 1024, path=None) -> tuple[np.ndarray, np.ndarray]:
+                  chunk_size: int = 1024, path=None, score: np.ndarray | None = None,
+                  img_shape: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
   """Normalises position and orientation of every sample, as 2s-AGCN or pyskl do.
 
   Args:
-    x: float [N, M, T, V, 3] channels-last coordinates; absent persons and frames at or beyond
-      `lengths` are zero (frames beyond `lengths` are ignored either way).
+    x: float [N, M, T, V, C] channels-last coordinates, C = 3 (3D) or 2 (image-plane
+      keypoints); absent persons and frames at or beyond `lengths` are zero (frames beyond
+      `lengths` are ignored either way).
     lengths: int [N] valid frames per sample.
     layout: a `Layout` or a registered layout name; its `norm_center`, `norm_zaxis` and
       `norm_xaxis` pick the joints. A layout without axes (custom) is only centred.
-    method: 'none' (copy), 'agcn' (2s-AGCN / MS-G3D) or 'pyskl'.
+    method: 'none' (copy), 'agcn' (2s-AGCN / MS-G3D) or 'pyskl' for 3D; 'image' (pyskl's
+      PreNormalize2D, needs `img_shape`) or 'skeleton' for 2D (see the module docstring).
     repeat_to_end: 'agcn' only. True (the reference behaviour) repeats each person's frames up to
       the end of the array, so every sample with a body gets length T: call `pad_or_crop` first
       to choose that T. False repeats only up to each sample's own length.
     chunk_size: samples processed at once; bounds the temporary memory.
     path: file name used in error messages.
+    score: optional float [N, M, T, V] keypoint confidences (2D methods ignore keypoints scored
+      at or below SCORE_THRESHOLD). Use `normalize` to get them back reordered.
+    img_shape: int [N, 2] (height, width) per sample, for 'image'.
 
   Returns:
-    (x, lengths): new float32 [N, M, T, V, 3] and int32 [N]. Frames at or beyond the returned
+    (x, lengths): new float32 [N, M, T, V, C] and int32 [N]. Frames at or beyond the returned
     lengths and absent persons are exactly zero. A sample without any body stays all zero and
     keeps its length.
   """
+  out = normalize(x, lengths, layout, method, repeat_to_end=repeat_to_end,
+                  chunk_size=chunk_size, path=path, score=score, img_shape=img_shape)
+  return out.x, out.lengths
+
+
+def normalize(x: np.ndarray, lengths: np.ndarray, layout: Layout | str, method: str = 'agcn',
+              *, score: np.ndarray | None = None, img_shape: np.ndarray | None = None,
+              repeat_to_end: bool = True, chunk_size: int = 1024, path=None,
+              threshold: float = SCORE_THRESHOLD) -> Normalized:
+  """`pre_normalize` with everything it knows: scores moved along with their keypoints (the 3D
+  methods reorder persons and frames) and the 2D methods' per-sample offset and scale."""
   if method not in METHODS:
     raise ConfigError(f'unknown normalize method {method!r}; use one of {list(METHODS)}')
   if isinstance(layout, str):
     layout = get_layout(layout)
   x, lengths = _checked(x, lengths, layout.num_joints, path)
+  channels = x.shape[-1]
+  check_method(method, channels)
+  if score is not None:
+    score = np.asarray(score)
+    if score.shape != x.shape[:-1]:
+      raise DataError(path, f'score has shape {list(score.shape)}, the keypoints '
+                      f'{list(x.shape)}: expected {list(x.shape[:-1])}', key='score')
+  if method == 'image':
+    if img_shape is None:
+      raise DataError(path, "normalize 'image' needs each sample's image size (img_shape: "
+                      "height, width in pixels), which this data lacks; use 'skeleton' or give "
+                      'the size (prepare --img_shape=H,W)', key='img_shape')
+    img_shape = np.asarray(img_shape)
+    if img_shape.shape != (x.shape[0], 2) or (img_shape < 1).any():
+      raise DataError(path, f'img_shape must be positive (height, width) of shape '
+                      f'[{x.shape[0]}, 2], got {list(img_shape.shape)}', key='img_shape')
   out = np.empty(x.shape, np.float32)
   out_lengths = np.empty_like(lengths)
+  out_score = None if score is None else np.empty(score.shape, np.float32)
+  planar = method in METHODS_2D
+  offset = np.zeros((x.shape[0], channels), np.float32) if planar else None
+  scale = np.ones((x.shape[0], channels), np.float32) if planar else None
   step = max(1, int(chunk_size))
   for start in range(0, x.shape[0], step):
     part = slice(start, start + step)
     xc = np.asarray(x[part], np.float32)
+    sc = None if score is None else np.asarray(score[part], np.float32)
+    so = None if score is None else out_score[part]
     # The chunk functions write their result straight into `out[part]` (saves a copy).
     if method == 'none':
       out[part] = _mask_beyond_lengths(xc, lengths[part])
       out_lengths[part] = lengths[part]
+      if sc is not None:
+        so[...] = sc * _inside(lengths[part], x.shape[2])
     elif method == 'agcn':
-      out_lengths[part] = _agcn(xc, lengths[part], layout, repeat_to_end, out[part])
+      out_lengths[part] = _agcn(xc, lengths[part], layout, repeat_to_end, out[part], sc, so)
+    elif method == 'pyskl':
+      out_lengths[part] = _pyskl(xc, lengths[part], layout, out[part], sc, so)
     else:
-      out_lengths[part] = _pyskl(xc, lengths[part], layout, out[part])
-  return out, out_lengths
+      offset[part], scale[part] = _planar(
+          xc, lengths[part], method, sc, None if img_shape is None else img_shape[part],
+          threshold, out[part])
+      out_lengths[part] = lengths[part]
+      if sc is not None:
+        so[...] = sc * _inside(lengths[part], x.shape[2])
+  return Normalized(out, out_lengths, out_score, offset, scale)
+
+
+def denormalize_2d(y: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
+  """The inverse of a 2D method: y * scale + offset per sample, for y [N, M, T, V, 2] and
+  offset, scale [N, 2]; keypoints that are exactly zero (absent) stay zero."""
+  y = np.asarray(y, np.float32)
+  present = (y != 0).any(axis=-1, keepdims=True)
+  shape = (-1, 1, 1, 1, y.shape[-1])
+  x = y * np.asarray(scale, np.float32).reshape(shape) + \
+      np.asarray(offset, np.float32).reshape(shape)
+  return np.where(present, x, np.float32(0))
+
+
+def _planar(x, lengths, method: str, score, img_shape, threshold: float, out: np.ndarray):
+  """One chunk of 'image' or 'skeleton' into `out`; returns (offset, scale) [n, 2]."""
+  valid = _tracked_joints(x) & _inside(lengths, x.shape[2])          # [n, m, t, V]
+  if score is not None:
+    valid &= score > threshold
+  n = x.shape[0]
+  if method == 'image':
+    h, w = (img_shape[:, i].astype(np.float64) for i in (0, 1))
+    offset = np.stack([w / 2, h / 2], axis=-1)
+    scale = offset.copy()
+  else:
+    mask = valid[..., None]
+    lo = np.where(mask, x, np.inf).reshape(n, -1, 2).min(axis=1)
+    hi = np.where(mask, x, -np.inf).reshape(n, -1, 2).max(axis=1)
+    has = valid.reshape(n, -1).any(axis=1)
+    offset = np.where(has[:, None], (lo + hi) / 2, 0.0)
+    half = np.where(has, (hi - lo).max(axis=1) / 2, 0.0)
+    half = np.where(half > 0, half, 1.0)
+    scale = np.stack([half, half], axis=-1)
+  shape = (n, 1, 1, 1, 2)
+  out[...] = (x - offset.reshape(shape)) / scale.reshape(shape) * valid[..., None]
+  # A keypoint that lands exactly on the centre would read as absent (all zero): nudge it.
+  on_centre = valid & (out[..., 0] == 0) & (out[..., 1] == 0)
+  out[..., 0][on_centre] = _ON_CENTRE
+  return offset.astype(np.float32), scale.astype(np.float32)
 
 
 def pad_or_crop(x: np.ndarray, lengths: np.ndarray, max_frames: int, *,
@@ -167,8 +307,9 @@ def _cross_matrix(a: np.ndarray) -> np.ndarray:
 def _checked(x, lengths, num_joints: int, path) -> tuple[np.ndarray, np.ndarray]:
   """Shapes and ranges, with a one-line DataError instead of a numpy traceback."""
   shape = getattr(x, 'shape', None)
-  if shape is None or len(shape) != 5 or shape[-1] != 3:
-    raise DataError(path, f'x must have shape [N, M, T, V, 3], got {shape}', key='x')
+  if shape is None or len(shape) != 5 or shape[-1] not in (2, 3):
+    raise DataError(path, f'x must have shape [N, M, T, V, 3] (3D) or [N, M, T, V, 2] (2D '
+                    f'keypoints), got {shape}', key='x')
   if shape[3] != num_joints:
     raise DataError(path, f'x has {shape[3]} joints but the layout has {num_joints}', key='x')
   lengths = np.asarray(lengths)
@@ -194,14 +335,16 @@ def _inside(lengths: np.ndarray, num_frames: int) -> np.ndarray:
 
 
 def _tracked_joints(x: np.ndarray) -> np.ndarray:
-  """[..., V, 3] -> bool [..., V]: the joint has a non-zero coordinate.
+  """[..., V, C] -> bool [..., V]: the joint has a non-zero coordinate.
 
-  Three strided comparisons are several times faster than `.any(-1)` over an axis of length 3.
+  Strided comparisons are several times faster than `.any(-1)` over an axis of length 3.
   """
-  return (x[..., 0] != 0) | (x[..., 1] != 0) | (x[..., 2] != 0)
+  tracked = (x[..., 0] != 0) | (x[..., 1] != 0)
+  return tracked | (x[..., 2] != 0) if x.shape[-1] > 2 else tracked
 
 
-def _agcn(x, lengths, layout: Layout, repeat_to_end: bool, out: np.ndarray) -> np.ndarray:
+def _agcn(x, lengths, layout: Layout, repeat_to_end: bool, out: np.ndarray, score=None,
+          score_out=None) -> np.ndarray:
   """2s-AGCN pre_normalization of one chunk into `out`; returns the new lengths."""
   n, m, t = x.shape[:3]
   frame = np.arange(t)
@@ -221,6 +364,8 @@ def _agcn(x, lengths, layout: Layout, repeat_to_end: bool, out: np.ndarray) -> n
   pick = (np.arange(n)[:, None, None], np.arange(m)[None, :, None], source)
   y = x[pick]
   tracked = tracked[pick] & keep[..., None]
+  if score is not None:
+    score_out[...] = np.where(tracked, score[pick], 0)
   has_body = person_present.any(-1)
   new_lengths = np.where(has_body & repeat_to_end, t, lengths).astype(np.int32)
   # (b) Subtract person 0's centre joint, frame by frame; untracked joints stay zero (and an
@@ -234,7 +379,8 @@ def _agcn(x, lengths, layout: Layout, repeat_to_end: bool, out: np.ndarray) -> n
   return new_lengths
 
 
-def _pyskl(x, lengths, layout: Layout, out: np.ndarray) -> np.ndarray:
+def _pyskl(x, lengths, layout: Layout, out: np.ndarray, score=None,
+           score_out=None) -> np.ndarray:
   """pyskl PreNormalize3D of one chunk into `out`; returns the new lengths."""
   n, m, t = x.shape[:3]
   frame = np.arange(t)
@@ -258,7 +404,10 @@ def _pyskl(x, lengths, layout: Layout, out: np.ndarray) -> np.ndarray:
   y -= centre[:, None, None, None, :]
   has_body = kept > 0
   # A sample without a body stays all zero.
-  y *= (tracked & has_body[:, None, None, None])[..., None]
+  kept_joints = tracked & has_body[:, None, None, None]
+  y *= kept_joints[..., None]
+  if score is not None:
+    score_out[...] = np.where(kept_joints, score[pick], 0)
   _rotate(y, layout, out)
   return np.where(has_body, kept, lengths).astype(np.int32)
 

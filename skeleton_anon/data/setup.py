@@ -9,7 +9,7 @@ import os
 import numpy as np
 from absl import logging
 
-from skeleton_anon.data import formats
+from skeleton_anon.data import formats, pyskl
 from skeleton_anon.data.dataset import SkeletonDataset, load_npz
 from skeleton_anon.data.layouts import Layout
 from skeleton_anon.errors import ConfigError, DataError
@@ -40,7 +40,8 @@ class PreparedData:
 
 
 def input_files(cfg) -> list[str]:
-  """The files config.data reads: [npz], [MS-G3D npy, its label pickle], or [] (synthetic)."""
+  """The files config.data reads: [npz], [MS-G3D npy, its label pickle], [pyskl pickle], or []
+  (synthetic)."""
   if not cfg.path:
     return []
   if cfg.path.lower().endswith('.npy'):
@@ -57,7 +58,11 @@ def _load(cfg) -> tuple[SkeletonDataset, str]:
       # An MS-G3D / 2s-AGCN array and its (names, labels) pickle; export then also writes that
       # format, so the anonymized data drops into the same PyTorch pipeline.
       return formats.read_msg3d(*input_files(cfg)), cfg.path
-    return load_npz(cfg.path), cfg.path
+    if pyskl.is_pyskl_path(cfg.path):
+      # A pyskl / mmaction2 annotation pickle, normalised here; export then also writes one.
+      return _load_pyskl(cfg), cfg.path
+    # Mapped, not read: the splits below copy only their own samples out of the file.
+    return load_npz(cfg.path, mmap=True), cfg.path
   from skeleton_anon.data import preprocess, synthetic
   knobs = cfg.synthetic.to_dict()
   try:
@@ -65,17 +70,45 @@ def _load(cfg) -> tuple[SkeletonDataset, str]:
   except TypeError as e:
     raise ConfigError(f'data.synthetic: {e}') from None
   # Files come normalised by `prepare`; generated data gets the same treatment here.
-  x, lengths = preprocess.pre_normalize(ds.x, ds.lengths, ds.get_layout(),
-                                        cfg.synthetic_normalize)
-  ds.meta['normalize'] = cfg.synthetic_normalize
-  return dataclasses.replace(ds, x=x, lengths=lengths), 'synthetic'
+  return normalized(ds, cfg.synthetic_normalize), 'synthetic'
+
+
+def normalized(ds: SkeletonDataset, method: str) -> SkeletonDataset:
+  """ds normalised by `method` ('auto': preprocess.default_method), scores moved along; the 2D
+  methods' per-sample offset and scale go to meta['denormalize'] (input order), which the
+  pyskl export maps the anonymized keypoints back with."""
+  from skeleton_anon.data import preprocess
+  if method == 'auto':
+    method = preprocess.default_method(ds.num_channels, ds.img_shape is not None)
+  out = preprocess.normalize(ds.x, ds.lengths, ds.get_layout(), method, score=ds.score,
+                             img_shape=ds.img_shape, path=ds.meta.get('path'))
+  ds = dataclasses.replace(ds, x=out.x, lengths=out.lengths, score=out.score,
+                           meta=dict(ds.meta, normalize=method))
+  if out.offset is not None:
+    ds.meta['denormalize'] = {'offset': out.offset, 'scale': out.scale}
+  return ds
+
+
+def _load_pyskl(cfg) -> SkeletonDataset:
+  """config.data.path as a pyskl pickle: data.pyskl_split picks its split lists ('' = none, the
+  config's split_rule applies), data.pyskl_normalize its normalisation, data.max_frames T."""
+  from skeleton_anon.data import collect
+  max_frames = int(cfg.max_frames)
+  ds = pyskl.read_pyskl(cfg.path, split=cfg.get('pyskl_split', '') or None,
+                          max_frames=max_frames if max_frames > 0 else None)
+  try:
+    return normalized(ds, cfg.get('pyskl_normalize', 'auto'))
+  finally:
+    collect.release(ds)       # the normalised arrays are copies
 
 
 def _crop(ds: SkeletonDataset, max_frames: int) -> SkeletonDataset:
   if max_frames <= 0 or ds.num_frames <= max_frames:
     return ds
   ds = dataclasses.replace(ds, x=np.ascontiguousarray(ds.x[:, :, :max_frames]),
-                           lengths=np.minimum(ds.lengths, max_frames).astype(np.int32))
+                           lengths=np.minimum(ds.lengths, max_frames).astype(np.int32),
+                           score=None if ds.score is None else
+                           np.ascontiguousarray(ds.score[:, :, :max_frames]))
   return ds
 
 

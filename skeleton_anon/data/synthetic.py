@@ -27,6 +27,8 @@ from skeleton_anon.data.synthetic_motion import (Styles, action_channels, get_ac
                                                  sample_styles)
 from skeleton_anon.errors import ConfigError
 
+# What the generated keypoints are: a depth sensor's 3D skeletons or a 2D estimator's.
+KEYPOINTS = ('ntu25_3d', 'coco17_2d')
 # Gender codes as the ETRI reader writes them (the reference code's `gender == 'm'`).
 GENDER_NAMES = ('female', 'male')
 _LABEL_KEYS = ('lengths', 'action', 'subject', 'gender', 'names', 'camera', 'setup',
@@ -45,8 +47,13 @@ _JOINT_NOISE = np.array([_NOISY_JOINTS.get(n, 1.0) for n in NTU25.joint_names], 
 def make_synthetic(*, num_subjects: int = 20, num_actions: int = 10, repetitions: int = 2,
                    num_views: int = 3, num_frames: int = 64, num_persons: int = 1,
                    seed: int = 0, noise: float = 0.005, joint_bias: float = 0.015,
-                   depth_scale: float = 0.01, missing_frames: float = 0.03) -> SkeletonDataset:
+                   depth_scale: float = 0.01, missing_frames: float = 0.03,
+                   keypoints: str = 'ntu25_3d') -> SkeletonDataset:
   """Generates the whole dataset in memory (see `iter_synthetic` for the arguments).
+
+  keypoints: 'ntu25_3d' (a depth sensor's skeletons, below) or 'coco17_2d' (what a 2D pose
+  estimator would report from the same recordings: COCO-17 pixels with scores, see
+  `synthetic_2d.pose_estimator_view`).
 
   Returns:
     A `SkeletonDataset` of N = subjects x actions x repetitions x views samples, layout
@@ -55,6 +62,8 @@ def make_synthetic(*, num_subjects: int = 20, num_actions: int = 10, repetitions
     NTU-style names, camera, setup and replication (1-based, as in the names), and meta with
     'action_names', 'gender_names' and 'height' (the performer's, metres).
   """
+  if keypoints not in KEYPOINTS:
+    raise ConfigError(f'synthetic keypoints must be one of {list(KEYPOINTS)}, got {keypoints!r}')
   kwargs = dict(num_subjects=num_subjects, num_actions=num_actions, repetitions=repetitions,
                 num_views=num_views, num_frames=num_frames, num_persons=num_persons,
                 seed=seed, noise=noise, joint_bias=joint_bias, depth_scale=depth_scale,
@@ -75,8 +84,12 @@ def make_synthetic(*, num_subjects: int = 20, num_actions: int = 10, repetitions
     heights.append(part.meta['height'])
     meta = part.meta
   meta = dict(meta, height=np.concatenate(heights))
-  return SkeletonDataset(x=x, layout='ntu25', split=None, meta=meta,
-                         **{key: np.concatenate(v) for key, v in labels.items()})
+  ds = SkeletonDataset(x=x, layout='ntu25', split=None, meta=meta,
+                       **{key: np.concatenate(v) for key, v in labels.items()})
+  if keypoints == 'coco17_2d':
+    from skeleton_anon.data import synthetic_2d  # pylint: disable=g-import-not-at-top
+    ds = synthetic_2d.pose_estimator_view(ds, seed=seed)
+  return ds
 
 
 def iter_synthetic(*, num_subjects: int = 20, num_actions: int = 10, repetitions: int = 2,

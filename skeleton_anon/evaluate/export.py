@@ -5,6 +5,8 @@ Layout of the export directory:
   anonymized.npz          train and test together, `split` set (0 train, 1 test), generic format
   {train,val}_data_joint.npy, {train,val}_label.pkl
                           only when the input was MS-G3D arrays, in that format (N, 3, T, V, M)
+  anonymized_pyskl.pkl    only when the input was a pyskl annotation pickle: a copy of it with
+                          the anonymized keypoints (pyskl.write_pyskl), in its coordinates
   manifest.json           config, checkpoint step, report summary, SHA-256 of inputs and outputs
 Every file is written atomically.
 """
@@ -19,7 +21,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from skeleton_anon.data import formats
+from skeleton_anon.data import formats, pyskl
 from skeleton_anon.data.dataset import SkeletonDataset, save_npz
 from skeleton_anon.evaluate.report import write_json
 
@@ -28,6 +30,7 @@ MANIFEST_NAME = 'manifest.json'
 # MS-G3D / 2s-AGCN file names, so the export drops into their data folders unchanged.
 MSG3D_NAMES = {'train': ('train_data_joint.npy', 'train_label.pkl'),
                'test': ('val_data_joint.npy', 'val_label.pkl')}
+PYSKL_NAME = 'anonymized_pyskl.pkl'
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
@@ -78,6 +81,24 @@ def combine_splits(train: SkeletonDataset, test: SkeletonDataset,
   return combined
 
 
+def write_pyskl_export(combined: SkeletonDataset, parts: Sequence[SkeletonDataset], template,
+                       path, *, overwrite: bool = True) -> None:
+  """The pyskl pickle of an export: `combined` (combine_splits of `parts`) written into a copy of
+  `template`, 2D keypoints mapped back to the template's pixels with the normaliser's per-sample
+  offset and scale (meta['denormalize'], in input order, looked up by meta['source_index'])."""
+  if not template:
+    raise ValueError('a pyskl export needs the pickle the data came from (pyskl_template)')
+  offset = scale = None
+  params = parts[0].meta.get('denormalize')
+  if params is not None:
+    sources = [part.meta.get('source_index') for part in parts]
+    if any(src is None for src in sources):
+      raise ValueError('pyskl export of normalised 2D data needs meta source_index per part')
+    index = np.sort(np.concatenate(sources))      # combine_splits' order
+    offset, scale = params['offset'][index], params['scale'][index]
+  pyskl.write_pyskl(combined, template, path, offset=offset, scale=scale, overwrite=overwrite)
+
+
 def build_manifest(*, config: Mapping | None, checkpoint_step: int | None,
                    report_summary: Mapping | None, input_files: Sequence[str],
                    outputs: Mapping[str, str]) -> dict:
@@ -96,17 +117,21 @@ def export_anonymized(train: SkeletonDataset, test: SkeletonDataset, export_dir,
                       unlabelled: SkeletonDataset | None = None,
                       source_format: str | None = None, config: Mapping | None = None,
                       checkpoint_step: int | None = None, report_summary: Mapping | None = None,
-                      input_files: Sequence[str] = (), overwrite: bool = True) -> dict:
+                      input_files: Sequence[str] = (), overwrite: bool = True,
+                      pyskl_template: str | None = None) -> dict:
   """Writes the anonymized train and test sets and the manifest into `export_dir`.
 
   Args:
     train, test: anonymized datasets (labels as in the input).
     export_dir: directory to write into (created when missing).
     unlabelled: anonymized samples whose privacy label is unknown (generic npz only).
-    source_format: the input's format; 'msg3d' adds the MS-G3D npy+pkl files.
+    source_format: the input's format; 'msg3d' adds the MS-G3D npy+pkl files, 'pyskl' the
+      pyskl pickle (also written when the datasets' meta says source 'pyskl').
     config, checkpoint_step, report_summary: recorded in the manifest.
     input_files: the files the run read (their SHA-256 goes into the manifest).
     overwrite: replace files of an earlier export.
+    pyskl_template: the pyskl pickle the run read (default: the datasets' meta['path']); its
+      annotations, fields and split lists shape the pyskl output.
 
   Returns:
     {file name: path} of everything written, the manifest included.
@@ -115,8 +140,15 @@ def export_anonymized(train: SkeletonDataset, test: SkeletonDataset, export_dir,
   os.makedirs(export_dir, exist_ok=True)
   outputs = {}
   generic = os.path.join(export_dir, GENERIC_NAME)
-  save_npz(combine_splits(train, test, unlabelled), generic, overwrite=overwrite)
+  combined = combine_splits(train, test, unlabelled)
+  save_npz(combined, generic, overwrite=overwrite)
   outputs[GENERIC_NAME] = generic
+  if source_format == 'pyskl' or train.meta.get('source') == 'pyskl':
+    parts = [train, test] + ([unlabelled] if unlabelled is not None else [])
+    path = os.path.join(export_dir, PYSKL_NAME)
+    write_pyskl_export(combined, parts, pyskl_template or train.meta.get('path'), path,
+                       overwrite=overwrite)
+    outputs[PYSKL_NAME] = path
   if source_format == 'msg3d':
     for part, ds in (('train', train), ('test', test)):
       data_name, label_name = MSG3D_NAMES[part]

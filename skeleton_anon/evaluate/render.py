@@ -4,7 +4,8 @@
 GIF of the whole sequence, original and anonymized side by side (drawn directly with Pillow, which
 is fast enough for hundreds of frames). Both project 3D joints onto the body's own front plane:
 the vertical axis is the one along which a body is tallest frame by frame, so raw camera
-coordinates (y up) and 2s-AGCN-normalised ones (z up) both come out upright.
+coordinates (y up) and 2s-AGCN-normalised ones (z up) both come out upright. 2D keypoints are
+drawn in image space (x right, y down), as the video showed them.
 """
 
 from __future__ import annotations
@@ -26,7 +27,12 @@ _PERSON_COLOURS = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd')
 
 
 def projection_axes(x: np.ndarray, length: int, layout: Layout) -> tuple[int, int, float]:
-  """(horizontal axis, vertical axis, vertical sign) for drawing one sample [M, T, V, 3]."""
+  """(horizontal axis, vertical axis, vertical sign) for drawing one sample [M, T, V, C].
+
+  2D keypoints (C=2) are image coordinates, y down: drawn as the image shows them.
+  """
+  if x.shape[-1] == 2:
+    return 0, 1, -1.0
   frames = x[:, :length]
   present = (frames != 0).any(axis=(2, 3))                               # [M, T]
   bodies = frames[present]                                                # [K, V, 3]

@@ -19,12 +19,13 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from skeleton_anon.data.dataset import RECORDING_KEYS, SkeletonDataset, atomic_write, validate
+from skeleton_anon.data.dataset import (CHANNELS, RECORDING_KEYS, SkeletonDataset, atomic_write,
+                                        validate)
 from skeleton_anon.errors import DataError, OutputExistsError
 
-# apply(x [B, M, T, V, 3] float32, lengths [B] int32) -> x' of the same shape.
+# apply(x [B, M, T, V, C] float32, lengths [B] int32) -> x' of the same shape.
 ApplyFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
-# check(x [B, M, T, V, 3], layout name or None, edges=, normalize=) raises when the data does not
+# check(x [B, M, T, V, C], layout name or None, edges=, normalize=) raises when the data does not
 # fit the anonymizer (edges and normalize: the npz's own keys, None when it has none).
 CheckFn = Callable[[np.ndarray, 'str | None'], None]
 
@@ -71,9 +72,9 @@ class NpzStream:
         raise DataError(self.path, f'holds an object or unreadable array ({e})', key=key) from None
     with self._zip.open(members['x']) as f:
       self.x_shape, self.x_dtype = _npy_header(f, self.path)
-    if len(self.x_shape) != 5 or self.x_shape[-1] != 3:
-      raise DataError(self.path, f'x must have shape [N, M, T, V, 3], got {list(self.x_shape)}',
-                      key='x')
+    if len(self.x_shape) != 5 or self.x_shape[-1] not in CHANNELS:
+      raise DataError(self.path, f'x must have shape [N, M, T, V, 3] or [N, M, T, V, 2], got '
+                      f'{list(self.x_shape)}', key='x')
 
   def close(self) -> None:
     self._zip.close()
@@ -103,7 +104,7 @@ class NpzStream:
         layout=str(layout) if layout.ndim == 0 else str(layout.reshape(-1)[0]),
         gender=part('gender'), split=part('split'),
         names=None if names is None else names.astype(str), edges=self.small.get('edges'),
-        **{k: part(k) for k in RECORDING_KEYS})
+        score=part('score'), **{k: part(k) for k in RECORDING_KEYS})
 
   def batches(self, batch_size: int) -> Iterator[tuple[int, SkeletonDataset]]:
     """(first row, validated dataset of the batch), reading x sequentially from the zip."""

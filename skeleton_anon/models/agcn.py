@@ -63,7 +63,7 @@ class AdaptiveGraphConv(nn.Module):
     embed = self.features // self.embed_ratio
     learned = self.param('residual_adjacency', nn.initializers.constant(1e-6),
                          self.adjacency.shape)
-    graph_sum = jnp.asarray(self.adjacency) + learned
+    graph_sum = jnp.asarray(self.adjacency, x.dtype) + learned   # x.dtype: bf16 compute
     out = 0.0
     for k in range(num_subsets):
       theta = nn.Dense(embed, kernel_init=layers.kaiming_fan_out_init, name=f'embed_a{k}')(x)

@@ -45,7 +45,7 @@ class TopologyRefinement(nn.Module):
   def __call__(self, x: jax.Array, adjacency: jax.Array, alpha: jax.Array) -> jax.Array:
     c_in = x.shape[-1]
     # The original widens the relation for raw 3-channel (or 9-channel) input.
-    rel = 8 if c_in in (3, 9) else c_in // self.rel_reduction
+    rel = 8 if c_in in (2, 3, 9) else c_in // self.rel_reduction
     q = nn.Dense(rel, kernel_init=_conv_init, name='conv1')(x).mean(axis=1)   # [B, V, R]
     k = nn.Dense(rel, kernel_init=_conv_init, name='conv2')(x).mean(axis=1)
     values = nn.Dense(self.features, kernel_init=_conv_init, name='conv3')(x)

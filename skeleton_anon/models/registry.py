@@ -86,10 +86,13 @@ def build_classifier(name: str, *, num_classes: int, layout, num_persons: int,
   return model if int(frame_stride) == 1 else FrameStride(model, int(frame_stride))
 
 
-def build_anonymizer(name: str, *, num_persons: int, num_joints: int, **knobs):
+def build_anonymizer(name: str, *, num_persons: int, num_joints: int, num_channels: int = 3,
+                     **knobs):
+  """The anonymizer `name` for data [N, num_persons, T, num_joints, num_channels] (C=2: 2D)."""
   _ensure_loaded()
   if name not in ANONYMIZERS:
     raise ConfigError(f'unknown anonymizer {name!r}; known: {sorted(ANONYMIZERS)}')
+  knobs.setdefault('num_channels', int(num_channels))
   return ANONYMIZERS[name](num_persons=num_persons, num_joints=num_joints, **knobs)
 
 

@@ -68,7 +68,7 @@ class STGCNBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     num_subsets = self.adjacency.shape[0]
-    a = jnp.asarray(self.adjacency)
+    a = jnp.asarray(self.adjacency, x.dtype)   # x.dtype: bfloat16 compute stays bfloat16
     if self.edge_importance:
       a = a * self.param('edge_importance', nn.initializers.ones, self.adjacency.shape)
     h = nn.Dense(num_subsets * self.features, kernel_init=layers.kaiming_fan_out_init,

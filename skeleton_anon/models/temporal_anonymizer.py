@@ -68,7 +68,9 @@ def _unit(v: jax.Array) -> jax.Array:
 def content_keys(x: jax.Array, seed: int) -> jax.Array:
   """One PRNG key per sample, a hash of its float bits folded into key(seed): no state needed."""
   n = x.shape[0]
-  bits = jax.lax.bitcast_convert_type(jax.lax.stop_gradient(x).reshape(n, -1), jnp.uint32)
+  # Hashed as float32 whatever the compute dtype (a bfloat16 x has 16-bit elements).
+  x = jax.lax.stop_gradient(x).astype(jnp.float32)
+  bits = jax.lax.bitcast_convert_type(x.reshape(n, -1), jnp.uint32)
   mix = jnp.arange(bits.shape[1], dtype=jnp.uint32) * jnp.uint32(2654435761) + jnp.uint32(1)
   digest = jnp.sum(bits * mix, axis=1, dtype=jnp.uint32)
   base = jax.random.key(seed)

@@ -8,14 +8,13 @@ and the `anonymize` command cannot disagree on what "anonymized" is.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from skeleton_anon import pathio
 from skeleton_anon.data import transforms
 from skeleton_anon.data.layouts import Layout, get_layout
 from skeleton_anon.errors import ConfigError
@@ -60,30 +59,28 @@ class Anonymizer:
 
 def save_anonymizer(anonymizer: Anonymizer, workdir: str, *, knobs: dict, num_persons: int,
                     num_joints: int, num_frames: int, layout_name: str,
-                    normalize: str | None = None) -> None:
+                    normalize: str | None = None, num_channels: int = 3) -> None:
   """workdir/anonymizer/: the final variables (Orbax) and anonymizer.json to rebuild the model."""
-  directory = os.path.join(os.path.abspath(workdir), ANONYMIZER_DIR)
+  directory = pathio.as_path(workdir) / ANONYMIZER_DIR   # a local folder or a URL
   if anonymizer.prior is not None:
     if jax.process_index() == 0:
-      os.makedirs(directory, exist_ok=True)
-      tmp = os.path.join(directory, STYLE_PRIOR_FILE + '.tmp.npz')
-      np.savez(tmp, **anonymizer.prior.to_arrays())
-      os.replace(tmp, os.path.join(directory, STYLE_PRIOR_FILE))
+      arrays = anonymizer.prior.to_arrays()
+      pathio.atomic_write(directory / STYLE_PRIOR_FILE, lambda f: np.savez(f, **arrays),
+                          binary=True)
   else:
     checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(os.path.join(directory, 'variables'), anonymizer.variables, force=True)
+    checkpointer.save(directory / 'variables', anonymizer.variables, force=True)
     checkpointer.wait_until_finished()
   layout = anonymizer.layout
   info = {'arch': anonymizer.arch, 'knobs': knobs, 'num_persons': num_persons,
           'num_joints': num_joints, 'num_frames': num_frames, 'layout': layout_name,
-          'step': anonymizer.step, 'normalize': normalize,
+          'num_channels': int(num_channels), 'step': anonymizer.step, 'normalize': normalize,
           'edges': layout.edges.tolist() if layout is not None and layout.name == 'custom'
                    else None,
           'retarget_lengths': (None if anonymizer.retarget_lengths is None
                                else np.asarray(anonymizer.retarget_lengths).tolist())}
   if jax.process_index() == 0:
-    with open(os.path.join(directory, 'anonymizer.json'), 'w') as f:
-      json.dump(info, f, indent=2)
+    pathio.write_json(directory / 'anonymizer.json', info, indent=2)
 
 
 def load_anonymizer(workdir: str, mesh=None) -> tuple[Anonymizer, dict]:
@@ -93,26 +90,28 @@ def load_anonymizer(workdir: str, mesh=None) -> tuple[Anonymizer, dict]:
   normalize (how the training data was normalised, None when unknown), retarget_lengths (None unless anonymizer.retarget_first) and step; the variables are
   replicated on `mesh` (default: all devices). Raises ConfigError when there is none.
   """
-  directory = os.path.join(os.path.abspath(workdir), ANONYMIZER_DIR)
-  info_path = os.path.join(directory, 'anonymizer.json')
-  if not os.path.exists(info_path) or not StageMarkers(workdir).done('anonymize'):
+  directory = pathio.as_path(workdir) / ANONYMIZER_DIR
+  info_path = directory / 'anonymizer.json'
+  if not info_path.exists() or not StageMarkers(workdir).done('anonymize'):
     raise ConfigError(f'{workdir}: no trained anonymizer (run the pipeline\'s anonymize stage '
                       'first)')
-  with open(info_path) as f:
-    info = json.load(f)
+  info = pathio.read_json(info_path)
   layout = get_layout(info['layout'], edges=info.get('edges'), num_joints=info['num_joints'])
   if info['arch'] == STYLE_PRIOR:
-    with np.load(os.path.join(directory, STYLE_PRIOR_FILE), allow_pickle=False) as arrays:
+    with (directory / STYLE_PRIOR_FILE).open('rb') as f, np.load(f, allow_pickle=False) as arrays:
       prior = style_prior.StylePrior.from_arrays(arrays)
     return Anonymizer(STYLE_PRIOR, None, {}, 0, layout=layout, prior=prior), info
+  channels = int(info.get('num_channels', 3))  # files written before 2D support: 3D
   model = build_anonymizer(info['arch'], num_persons=info['num_persons'],
-                           num_joints=info['num_joints'], layout=layout, **info['knobs'])
-  x = np.zeros((1, info['num_persons'], info['num_frames'], info['num_joints'], 3), np.float32)
+                           num_joints=info['num_joints'], num_channels=channels, layout=layout,
+                           **info['knobs'])
+  x = np.zeros((1, info['num_persons'], info['num_frames'], info['num_joints'], channels),
+               np.float32)
   like = jax.eval_shape(model.init, jax.random.key(0), x, np.ones(1, np.int32))
   mesh = mesh or parallel.make_mesh()
   sharding = parallel.replicated(mesh)
   like = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), like)
-  variables = ocp.StandardCheckpointer().restore(os.path.join(directory, 'variables'), like)
+  variables = ocp.StandardCheckpointer().restore(directory / 'variables', like)
   retarget_lengths = info.get('retarget_lengths')
   if retarget_lengths is not None:
     retarget_lengths = np.asarray(retarget_lengths, np.float32)

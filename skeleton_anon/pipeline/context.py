@@ -12,13 +12,14 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
+from skeleton_anon import pathio
 from skeleton_anon.data.setup import PreparedData, input_files, prepare_data
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import build_classifier
 from skeleton_anon.pipeline import fingerprints
 from skeleton_anon.pipeline.anonymizer import Anonymizer
 from skeleton_anon.pipeline.workdir import (StageMarkers, check_config, config_dict,
-                                            stored_config)
+                                            from_process_0, stored_config)
 from skeleton_anon.train import parallel, pretrain, steps
 from skeleton_anon.train.checkpoint import has_checkpoint
 from skeleton_anon.train.loop import StopRequested
@@ -43,18 +44,21 @@ def stage_seed(config, name: str) -> int:
 class RunIO:
   """The workdir side of a run: stage markers, checkpoint folders, the TensorBoard writer.
 
-  writer is a tensorboardX SummaryWriter on workdir/tb (None on processes other than 0).
-  stamps: stage -> {'fingerprint', 'settings'} of this run (pipeline/fingerprints.py), written
-  into each finished stage's marker.
+  workdir: a local folder or a URL (gs://BUCKET/run). writer is a tensorboardX SummaryWriter on
+  workdir/tb (None on processes other than 0). stamps: stage -> {'fingerprint', 'settings'} of
+  this run (pipeline/fingerprints.py), written into each finished stage's marker. shared: the
+  run's markers as process 0 read them (StageMarkers.sync; make_run sets it), so every process
+  skips the same stages; without it `markers` reads the disk.
   """
   workdir: str
   writer: Any = None
   stamps: dict = dataclasses.field(default_factory=dict)
   stale: tuple = ()               # stages made stale at start because their inputs changed
+  shared: StageMarkers | None = None
 
   @property
   def markers(self) -> StageMarkers:
-    markers = StageMarkers(self.workdir)
+    markers = self.shared if self.shared is not None else StageMarkers(self.workdir)
     markers.stamps = self.stamps
     return markers
 
@@ -62,7 +66,7 @@ class RunIO:
     return self.stamps[stage]['fingerprint']
 
   def checkpoint_dir(self, name: str) -> str:
-    return f'{self.workdir}/checkpoints/{name}'
+    return str(pathio.as_path(self.workdir) / 'checkpoints' / name)
 
   def close(self) -> None:
     if self.writer is not None:
@@ -198,16 +202,22 @@ class Run:
                                  batch_size=int(self.config.evaluate.batch_size))
 
 
-def _stage_stamps(config, workdir: str, previous: dict | None):
+def _stage_stamps(config, workdir: str, previous: dict | None, markers: StageMarkers):
   """(this run's stage stamps, the stages made stale): stages of the workdir whose inputs
   changed lose their markers (fingerprints.invalidate_stale) before anything runs. `previous`
-  is the config the workdir stored before this run (judges markers without a fingerprint)."""
+  is the config the workdir stored before this run (judges markers without a fingerprint);
+  `markers` are process 0's (synced). Process 0 lists the input files too (another host's copy
+  of the data has other modification times), so every process makes the same decisions."""
   plain = config_dict(config)
-  files = fingerprints.input_files_digest(input_files(config.data))
+  files = from_process_0(lambda: fingerprints.input_files_digest(input_files(config.data)))
   prints = fingerprints.fingerprints(plain, files)
-  stale = fingerprints.invalidate_stale(StageMarkers(workdir), f'{workdir}/checkpoints', plain,
-                                        prints, previous=previous, data_files=files,
+  stale = fingerprints.invalidate_stale(markers, str(pathio.as_path(workdir) / 'checkpoints'),
+                                        plain, prints, previous=previous, data_files=files,
                                         writer=jax.process_index() == 0)
+  if stale and jax.process_count() > 1:
+    # Nobody looks for a checkpoint before process 0 has removed the stale ones.
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices('skeleton_anon_invalidate_stale')
   if stale:
     logging.info('stages rerun because their inputs changed: %s (and what follows them)',
                  ', '.join(stale))
@@ -217,7 +227,11 @@ def _stage_stamps(config, workdir: str, previous: dict | None):
 
 
 def make_run(config, workdir: str, mesh: Mesh | None = None) -> Run:
-  """Checks the workdir's config, loads the data and returns a Run with no stage done yet."""
+  """Checks the workdir's config, loads the data and returns a Run with no stage done yet.
+
+  `workdir` may be a URL (gs://BUCKET/run). With several processes, process 0's workdir decides
+  (its stored config and markers); every process must call this at the same point.
+  """
   previous = stored_config(workdir)
   check_config(workdir, config)
   data = prepare_data(config.data)
@@ -229,7 +243,8 @@ def make_run(config, workdir: str, mesh: Mesh | None = None) -> Run:
     import tensorboardX
     writer = tensorboardX.SummaryWriter(f'{workdir}/tb')
   mesh = mesh or parallel.make_mesh()
-  stamps, stale = _stage_stamps(config, workdir, previous)
-  io = RunIO(workdir=workdir, writer=writer, stamps=stamps, stale=stale)
+  markers = StageMarkers(workdir).sync()
+  stamps, stale = _stage_stamps(config, workdir, previous, markers)
+  io = RunIO(workdir=workdir, writer=writer, stamps=stamps, stale=stale, shared=markers)
   banks = Banks(config, mesh, data, io)
   return Run(config=config, mesh=mesh, data=data, io=io, banks=banks, history=banks.history)

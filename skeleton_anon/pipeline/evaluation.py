@@ -7,7 +7,8 @@ attackers the anonymizer never saw:
                     on anonymized training data (config.evaluate.retrained);
   noise, retarget   the training-free baselines, scored by the same held-out classifiers.
 Writes report.json, report.md, plots/*.png and plots/skeletons/* (process 0 only; every process
-takes part in the sharded predictions).
+takes part in the sharded predictions). A URL workdir (gs://...) gets them through a local staging
+folder (pathio.local_dir), as does the export.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import jax
 import numpy as np
 from absl import logging
 
+from skeleton_anon import pathio
 from skeleton_anon.data import setup as data_setup, transforms
 from skeleton_anon.evaluate import baselines, plots, render, report as report_lib, scoring
 from skeleton_anon.evaluate.export import export_anonymized
@@ -146,9 +148,10 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None):
   return rows, agreement, rmse, timing, attackers
 
 
-def _pictures(run, report: dict, anon_test: np.ndarray) -> None:
-  """plots/: trade-off, training curves, and skeleton strips and GIFs of chosen test samples."""
-  plot_dir = os.path.join(run.workdir, 'plots')
+def _pictures(run, report: dict, anon_test: np.ndarray, out_dir: str) -> None:
+  """out_dir/plots/: trade-off, training curves, and skeleton strips and GIFs of chosen test
+  samples (out_dir: a local folder, the workdir or its staging folder)."""
+  plot_dir = os.path.join(out_dir, 'plots')
   plots.plot_tradeoff(report, os.path.join(plot_dir, 'tradeoff.png'))
   for stage_name in ('anonymize', 'anonymizer_pretrain'):
     history = run.history.get(stage_name) or []
@@ -207,8 +210,9 @@ def run_evaluate(run) -> dict:
       attacks=suite_result, utility=utility,
       fidelity=attack_evaluation.fidelity(run, anon_test))
   if _is_writer():
-    report_lib.write_report(report, run.workdir)
-    _pictures(run, report, anon_test)
+    with pathio.local_dir(run.workdir) as out_dir:
+      report_lib.write_report(report, out_dir)
+      _pictures(run, report, anon_test, out_dir)
     summary = report_lib.summarize(report)
     logging.info('evaluate: held-out action %s -> %s, %s %s -> %s (retrained attacker %s)',
                  summary['original']['action'], summary['anonymized']['action'],
@@ -240,14 +244,22 @@ def run_export(run) -> dict:
   if not _is_writer():
     return {}
   summary = None
-  report_path = os.path.join(run.workdir, 'report.json')
-  if os.path.exists(report_path):
-    summary = report_lib.summarize(report_lib.load_report(report_path))
+  report_path = pathio.as_path(run.workdir) / 'report.json'
+  if report_path.exists():
+    with pathio.local_file(report_path) as local:
+      summary = report_lib.summarize(report_lib.load_report(local))
   msg3d = (run.data.train.meta.get('source') == 'msg3d'
            or bool(run.config.export.get('msg3d', False)))
   inputs = [p for p in data_setup.input_files(run.config.data) if os.path.isfile(p)]
-  return export_anonymized(train, test, os.path.join(run.workdir, 'export'),
-                           unlabelled=unlabelled, source_format='msg3d' if msg3d else None,
-                           config=_config_dict(run.config),
-                           checkpoint_step=run.anonymizer.step, report_summary=summary,
-                           input_files=inputs, overwrite=True)
+  destination = pathio.as_path(run.workdir) / 'export'
+  with pathio.local_dir(destination if pathio.is_url(run.workdir)
+                        else os.path.join(run.workdir, 'export')) as export_dir:
+    written = export_anonymized(train, test, export_dir,
+                                unlabelled=unlabelled, source_format='msg3d' if msg3d else None,
+                                config=_config_dict(run.config),
+                                checkpoint_step=run.anonymizer.step, report_summary=summary,
+                                input_files=inputs, overwrite=True)
+  if pathio.is_url(run.workdir):   # where the staged files went
+    written = {k: str(destination / os.path.relpath(os.fspath(v), export_dir))
+               for k, v in written.items()}
+  return written

@@ -12,6 +12,11 @@ anonymizer they attacked (their checkpoints are named by the anonymize fingerpri
 A stale training stage keeps its checkpoints when the only change among its own settings is a
 larger number of epochs (training continues where it stopped); otherwise its checkpoints are
 removed so nothing of the old settings is restored.
+
+The checkpoint root may be a URL (gs://...): removal goes through skeleton_anon.pathio. With
+several processes every process judges the same markers (process 0's, StageMarkers.sync) and the
+same input files (process 0's listing, see pipeline.context), so all of them rerun the same
+stages; only process 0 removes files.
 """
 
 from __future__ import annotations
@@ -19,10 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 
 from absl import logging
 
+from skeleton_anon import pathio
 from skeleton_anon.pipeline.workdir import changed_keys, flatten
 
 # stage -> (config sections it reads, stages it builds on). Dotted names select sub-keys.
@@ -34,6 +39,9 @@ STAGE_INPUTS = {
     'evaluate': (('evaluate',), ('anonymize',)),
     'export': (('export',), ('anonymize',)),
 }
+# Keys (anywhere in a section) that change when results are saved or logged, never the results:
+# changing them does not make a stage stale.
+BOOKKEEPING = ('checkpoint_every', 'log_every')
 # Checkpoint folders (workdir/checkpoints/<name>) each stage owns; pretrain owns the rest.
 _ANONYMIZE_CHECKPOINTS = ('anonymizer_pretrain', 'anonymize')
 _EVALUATE_PREFIX = 'retrained_'
@@ -49,18 +57,28 @@ def _lookup(config: dict, dotted: str):
 
 
 def input_files_digest(paths) -> list:
-  """[(real path, size, mtime_ns)] of the files a run reads: a changed file changes pretrain."""
+  """[(real path, size, mtime_ns)] of the files a run reads: a changed file changes pretrain.
+
+  Local files only: a URL (gs://...) is left out rather than looked up.
+  """
   out = []
   for path in paths:
-    if os.path.isfile(path):
+    if not pathio.is_url(path) and os.path.isfile(path):
       stat = os.stat(path)
       out.append([os.path.realpath(path), stat.st_size, stat.st_mtime_ns])
   return out
 
 
+def _without_bookkeeping(node):
+  """The config tree without keys that say how often to save or log, not what to compute."""
+  if not isinstance(node, dict):
+    return node
+  return {k: _without_bookkeeping(v) for k, v in node.items() if k not in BOOKKEEPING}
+
+
 def stage_settings(config: dict, stage: str) -> dict:
-  """{dotted section: value} of the config sections `stage` reads."""
-  return {name: _lookup(config, name) for name in STAGE_INPUTS[stage][0]}
+  """{dotted section: value} of the config sections `stage` reads (without BOOKKEEPING keys)."""
+  return {name: _without_bookkeeping(_lookup(config, name)) for name in STAGE_INPUTS[stage][0]}
 
 
 def fingerprints(config: dict, data_files: list) -> dict[str, str]:
@@ -101,8 +119,9 @@ def invalidate_stale(markers, checkpoint_root: str, config: dict, prints: dict[s
 
   A marker without a fingerprint (a workdir from before fingerprints) is judged by `previous`,
   the config the workdir stored before this run (same input files assumed); without one it is
-  taken as current. Bank markers ('bank_*') belong to pretrain. Only the writer (process 0)
-  touches files.
+  taken as current. Bank markers ('bank_*') belong to pretrain. Call it on every process with
+  the same markers: each forgets the stale ones, process 0 deletes their files
+  (StageMarkers.remove) and only the writer removes checkpoints.
   """
   legacy = fingerprints(previous, list(data_files)) if previous is not None else None
   stale = []
@@ -120,16 +139,20 @@ def invalidate_stale(markers, checkpoint_root: str, config: dict, prints: dict[s
                  ', '.join(changed_keys(ran_with, stage_settings(config, stage))[:4])
                  or 'an upstream stage changed',
                  ' from its last checkpoint' if keep else ' from scratch')
-    if not writer:
-      continue
     names = [stage] + ([n for n in markers.names() if n.startswith('bank_')]
                        if stage == 'pretrain' else [])
     if stage == 'anonymize':
       names.append('anonymizer_pretrain')
     for name in names:
-      markers.remove(name)
-    if not keep and os.path.isdir(checkpoint_root):
-      for checkpoint in os.listdir(checkpoint_root):
-        if _owner(checkpoint) == stage:
-          shutil.rmtree(os.path.join(checkpoint_root, checkpoint), ignore_errors=True)
+      markers.remove(name)     # files: on process 0 only (StageMarkers.remove)
+    if not writer or keep:
+      continue
+    root = pathio.as_path(checkpoint_root)
+    if root.is_dir():
+      for checkpoint in list(root.iterdir()):
+        if _owner(checkpoint.name) == stage:
+          try:
+            checkpoint.rmtree(missing_ok=True)
+          except OSError as e:
+            logging.warning('%s: could not remove %s (%s)', stage, checkpoint, e)
   return stale

@@ -97,7 +97,8 @@ def pretrain_stage(run) -> None:
 def _anonymizer_model(run):
   cfg = run.config.anonymizer
   return build_anonymizer(cfg.arch, num_persons=run.data.train.num_persons,
-                          num_joints=run.data.train.num_joints, layout=run.data.layout,
+                          num_joints=run.data.train.num_joints,
+                          num_channels=run.data.train.num_channels, layout=run.data.layout,
                           **cfg.knobs.to_dict())
 
 
@@ -106,6 +107,7 @@ def _save_and_mark(run) -> None:
   if not run.io.markers.done('anonymize'):
     save_anonymizer(run.anonymizer, run.workdir, knobs=cfg.anonymizer.knobs.to_dict(),
                     num_persons=data.train.num_persons, num_joints=data.train.num_joints,
+                    num_channels=data.train.num_channels,
                     num_frames=data.train.num_frames, layout_name=data.train.layout,
                     normalize=data.train.meta.get('normalize'))
   run.io.markers.mark('anonymize', {'step': run.anonymizer.step})
@@ -149,12 +151,15 @@ def anonymize_stage(run) -> None:
     retarget_lengths = transforms.median_bone_lengths(x, lengths, data.layout)
     x = transforms.retarget(x, lengths, data.layout, retarget_lengths)
     logging.info('anonymize: bones retargeted to the training medians before the anonymizer')
+  # Keypoint confidences weight the reconstruction term (losses.reconstruction_mse).
+  scores = {} if data.train.score is None else {'score': data.train.score}
   key = jax.random.key(int(cfg.anonymizer.seed))
   variables = jax.jit(model.init)(key, x[:2], lengths[:2])
   stop_after = int(cfg.debug.stop_after_steps)
   if cfg.anonymizer.pretrain.epochs > 0:
     result = anonymization.pretrain_reconstruction(
-        model, variables, {'x': x, 'lengths': lengths}, cfg.anonymizer.pretrain, mesh=run.mesh,
+        model, variables, {'x': x, 'lengths': lengths, **scores}, cfg.anonymizer.pretrain,
+        mesh=run.mesh,
         checkpoint_dir=io.checkpoint_dir('anonymizer_pretrain'),
         seed=run.stage_seed('anonymizer_pretrain'), name='anonymizer_pretrain',
         writer=io.writer, stop_after_steps=stop_after)
@@ -163,7 +168,7 @@ def anonymize_stage(run) -> None:
     variables = result.states['anonymizer'].variables
     io.markers.mark('anonymizer_pretrain')
   arrays = {'x': x, 'lengths': lengths, 'action': data.train.action,
-            'privacy': data.privacy_train}
+            'privacy': data.privacy_train, **scores}
   frozen = tuple(f for f in cfg.anonymizer.frozen if f)
   banks = run.banks
   action_bank = banks.get('action')          # None for a privacy-only run

@@ -1,14 +1,20 @@
-"""Workdir bookkeeping: the stored config and the markers of finished stages."""
+"""Workdir bookkeeping: the stored config and the markers of finished stages.
+
+The workdir may be a local folder or a URL (gs://BUCKET/run): every path goes through
+skeleton_anon.pathio (etils.epath). With several processes, process 0 decides: it reads the stored
+config and the markers, and every process gets its answer (`from_process_0`), so all of them run
+the same stages whatever their own disks hold; only process 0 writes.
+"""
 
 from __future__ import annotations
 
 import datetime
 import json
-import os
 
 import jax
+import numpy as np
 
-from skeleton_anon.data.dataset import atomic_write
+from skeleton_anon import pathio
 from skeleton_anon.errors import ConfigError
 
 # Keys that may change between runs of one workdir without mixing two experiments.
@@ -39,20 +45,50 @@ def config_dict(config) -> dict:
   return {k: v for k, v in data.items() if k not in _VOLATILE}
 
 
-def _write_json(path: str, data) -> None:
-  def write(tmp):
-    with open(tmp, 'w') as f:
-      json.dump(data, f, indent=2, sort_keys=True)
-  atomic_write(path, write, overwrite=True)
+def from_process_0(read):
+  """read()'s result (JSON data) on process 0, handed to every process.
+
+  A collective: every process calls it at the same point of the run; `read` runs on process 0
+  only. An error in `read` is raised on every process (the others name process 0's error).
+  """
+  if jax.process_count() == 1:
+    return read()
+  from jax.experimental import multihost_utils
+  payload, error = b'', None
+  if jax.process_index() == 0:
+    try:
+      payload = json.dumps({'value': read()}).encode()
+    except Exception as e:  # pylint: disable=broad-except
+      error = e
+      payload = json.dumps({'error': f'{type(e).__name__}: {e}'}).encode()
+  size = int(multihost_utils.broadcast_one_to_all(np.int32(len(payload))))
+  # Power-of-two buffers: few shapes, so the broadcast compiles a few times per run at most.
+  buffer = np.zeros(max(1024, 1 << (size - 1).bit_length()), np.uint8)
+  buffer[:len(payload)] = np.frombuffer(payload, np.uint8)
+  message = json.loads(np.asarray(multihost_utils.broadcast_one_to_all(buffer))[:size]
+                       .tobytes().decode())
+  if 'error' in message:
+    if jax.process_index() == 0:
+      raise error
+    raise RuntimeError(f'process 0 could not read the workdir: {message["error"]}')
+  return message['value']
+
+
+def _write_json(path, data) -> None:
+  pathio.write_json(path, data, indent=2, sort_keys=True)
+
+
+def _read_stored(workdir) -> dict | None:
+  path = pathio.as_path(workdir) / 'config.json'
+  return pathio.read_json(path) if path.exists() else None
 
 
 def stored_config(workdir: str) -> dict | None:
-  """The config a workdir stored (workdir/config.json), or None for a new workdir."""
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+  """The config a workdir stored (workdir/config.json), or None for a new workdir.
+
+  Process 0's file: every process gets the same answer (a collective, see from_process_0).
+  """
+  return from_process_0(lambda: _read_stored(workdir))
 
 
 def check_config(workdir: str, config) -> None:
@@ -61,11 +97,10 @@ def check_config(workdir: str, config) -> None:
   A workdir holds one experiment; continuing it with other settings would mix checkpoints of two
   experiments, so that needs --config.allow_config_change=True (the new config is then stored).
   """
-  path = os.path.join(workdir, 'config.json')
+  path = pathio.as_path(workdir) / 'config.json'
   current = config_dict(config)
-  if os.path.exists(path):
-    with open(path) as f:
-      stored = json.load(f)
+  stored = stored_config(workdir)   # process 0's, on every process
+  if stored is not None:
     old, new = flatten(stored), flatten(current)
     changed = changed_keys(stored, current)
     if changed and not config.allow_config_change:
@@ -77,7 +112,7 @@ def check_config(workdir: str, config) -> None:
     if not changed:
       return
   if jax.process_index() == 0:
-    os.makedirs(workdir, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     _write_json(path, current)
 
 
@@ -86,39 +121,69 @@ class StageMarkers:
 
   `stamps` (stage -> {'fingerprint', 'settings'}, see fingerprints.py) is merged into the marker
   a stage writes, so a later run can tell whether the stage's inputs changed since.
+
+  After `sync()` (what a pipeline run does), done/read/names answer from process 0's markers,
+  held in memory and kept current by mark/remove on every process: all processes skip the same
+  stages even when the others' disks hold other markers or none. Unsynced, they read the disk.
+  Only process 0 writes or removes files.
   """
 
   def __init__(self, workdir: str):
-    self.directory = os.path.join(workdir, 'stages')
+    self.directory = pathio.as_path(workdir) / 'stages'
     self.stamps: dict[str, dict] = {}
+    self._shared: dict[str, dict] | None = None
 
-  def path(self, name: str) -> str:
-    return os.path.join(self.directory, f'{name}.json')
+  def sync(self) -> 'StageMarkers':
+    """Takes process 0's markers as the truth on every process (a collective); returns self."""
+    self._shared = from_process_0(self._read_all)
+    return self
+
+  def _read_all(self) -> dict[str, dict]:
+    return {name: pathio.read_json(self.path(name)) for name in self._names_on_disk()}
+
+  def _names_on_disk(self) -> list[str]:
+    if not self.directory.is_dir():
+      return []
+    return sorted(p.name[:-5] for p in self.directory.iterdir()
+                  if p.name.endswith('.json') and not p.name.startswith('.'))
+
+  def path(self, name: str):
+    """workdir/stages/<name>.json (an epath.Path)."""
+    return self.directory / f'{name}.json'
 
   def done(self, name: str) -> bool:
-    return os.path.exists(self.path(name))
+    if self._shared is not None:
+      return name in self._shared
+    return self.path(name).exists()
 
   def read(self, name: str) -> dict | None:
     """The marker's content, or None when the stage has not finished."""
+    if self._shared is not None:
+      return self._shared.get(name)
     if not self.done(name):
       return None
-    with open(self.path(name)) as f:
-      return json.load(f)
+    return pathio.read_json(self.path(name))
 
   def names(self) -> list[str]:
     """Every marker present."""
-    if not os.path.isdir(self.directory):
-      return []
-    return sorted(f[:-5] for f in os.listdir(self.directory) if f.endswith('.json'))
+    if self._shared is not None:
+      return sorted(self._shared)
+    return self._names_on_disk()
 
   def remove(self, name: str) -> None:
-    if jax.process_index() == 0 and self.done(name):
-      os.remove(self.path(name))
+    """Forgets the marker on every process (call it on all); process 0 deletes the file."""
+    if self._shared is not None:
+      self._shared.pop(name, None)
+    if jax.process_index() == 0:
+      self.path(name).unlink(missing_ok=True)
 
   def mark(self, name: str, info: dict | None = None) -> None:
+    """Records stage `name` as finished (call it on all processes); process 0 writes the file."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
+    content = {'finished': stamp, **self.stamps.get(name, {}), **(info or {})}
+    if self._shared is not None:
+      self._shared[name] = json.loads(json.dumps(content))   # as a later read would give it
     if jax.process_index() != 0:
       return
-    os.makedirs(self.directory, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-    _write_json(self.path(name), {'finished': stamp, **self.stamps.get(name, {}),
-                                  **(info or {})})
+    self.directory.mkdir(parents=True, exist_ok=True)
+    _write_json(self.path(name), content)

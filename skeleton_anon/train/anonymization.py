@@ -16,8 +16,8 @@ from skeleton_anon.data import features as features_lib
 from skeleton_anon.data.layouts import Layout
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.train import adversaries, data_iter, parallel, state as state_lib, steps
-from skeleton_anon.train.loop import LoopResult, train_loop
-from skeleton_anon.train.pretrain import Bank
+from skeleton_anon.train.loop import DEFAULT_LOG_EVERY, LoopResult, train_loop
+from skeleton_anon.train.pretrain import Bank, section_precision
 
 ALGORITHMS = ('ensemble', 'adversarial')
 # How Algorithm 1 interleaves min and max steps and which batches they see (plan_step).
@@ -31,17 +31,21 @@ def pretrain_reconstruction(model: nn.Module, variables: dict, arrays: dict, tra
   iterator = data_iter.EpochIterator(len(arrays['x']), train_cfg.batch_size, seed=seed)
   tx = state_lib.build_optimizer(train_cfg, iterator.steps_per_epoch)
   anon_state = parallel.replicate(state_lib.init_state(variables, tx), mesh)
-  step = steps.jit_step(steps.reconstruction_step, model, tx)
+  step = steps.jit_step(functools.partial(steps.reconstruction_step,
+                                          precision=section_precision(train_cfg)), model, tx)
 
-  def step_fn(states, indices, rng, _):
-    batch = parallel.gather_batch(arrays, indices, iterator.batch_size, mesh)
+  def prepare(_, indices):     # runs ahead of the step, in the loop's prefetch thread
+    return parallel.gather_batch(arrays, indices, iterator.batch_size, mesh)
+
+  def step_fn(states, batch, rng, _):
     new_state, metrics = step(states['anonymizer'], batch)
     return {'anonymizer': new_state}, metrics
 
   return train_loop(name=name, states={'anonymizer': anon_state}, step_fn=step_fn,
                     iterator=iterator, num_epochs=train_cfg.epochs, mesh=mesh,
                     checkpoint_dir=checkpoint_dir, rng=jax.random.key(seed), writer=writer,
-                    stop_after_steps=stop_after_steps)
+                    stop_after_steps=stop_after_steps, prepare=prepare,
+                    log_every=train_cfg.get('log_every', DEFAULT_LOG_EVERY))
 
 
 def plan_step(schedule: str, step: int, k: int, indices, own_batches: Callable[[int], Any]):
@@ -121,7 +125,8 @@ def train_anonymizer(anon_model: nn.Module, anon_variables: dict, action_bank: B
   initialised from scratch) and adversary_reset_every (>0: member i restarts from scratch every
   that many steps, staggered; adversaries.reset_mask); for either algorithm feature_attack_weight
   (> 0 adds the cross-fitted statistics attacker, which needs `layout`) with
-  feature_attack_ridge, _scale, _family, _loss. Missing keys take those defaults. 'ensemble'
+  feature_attack_ridge, _scale, _family, _loss; precision (steps.PRECISIONS) and log_every
+  (loop.train_loop). Missing keys take those defaults. 'ensemble'
   minimises Eq. 3 against the fixed banks. `action_bank` None (single-action data) trains
   without the action term. `frozen` names anonymizer parameter subtrees that
   never move (the auto-encoder's 'encoder'). Result states: 'anonymizer' and, when adversarial,
@@ -146,6 +151,7 @@ def train_anonymizer(anon_model: nn.Module, anon_variables: dict, action_bank: B
     raise ConfigError(f'anonymize.k must be >= 1, got {k}')
   weights = steps.LOSS_FORMS[cfg.loss_form](float(cfg.alpha), float(cfg.beta))
   feature_attack = _feature_attack(cfg, layout, privacy_bank.num_classes)
+  precision = section_precision(cfg)
   iterator = data_iter.EpochIterator(len(arrays['x']), cfg.batch_size, seed=seed)
   min_spe, max_spe = _steps_per_epoch(schedule if algorithm == 'adversarial' else 'paper',
                                       iterator.steps_per_epoch, k)
@@ -155,7 +161,7 @@ def train_anonymizer(anon_model: nn.Module, anon_variables: dict, action_bank: B
   states = {'anonymizer': state_lib.init_state(anon_variables, tx)}
   action_vars = None if action_bank is None else parallel.replicate(action_bank.variables, mesh)
   min_fn = steps.jit_step(functools.partial(steps.min_step, bank_form=bank_form,
-                                            feature_attack=feature_attack),
+                                            feature_attack=feature_attack, precision=precision),
                           anon_model, None if action_bank is None else action_bank.model,
                           privacy_bank.model, tx, weights)
   fresh_fn = None
@@ -171,7 +177,8 @@ def train_anonymizer(anon_model: nn.Module, anon_variables: dict, action_bank: B
     else:
       states['adversary'] = state_lib.init_bank_state(privacy_bank.variables, adv_tx)
     num_members = jax.tree.leaves(states['adversary'].params)[0].shape[0]
-    max_fn = steps.jit_step(functools.partial(steps.max_step, bank_form=bank_form), anon_model,
+    max_fn = steps.jit_step(functools.partial(steps.max_step, bank_form=bank_form,
+                                              precision=precision), anon_model,
                             privacy_bank.model, adv_tx)
     own_batches = OwnBatches(len(arrays['x']), cfg.batch_size, seed + 7919)
   else:
@@ -179,21 +186,29 @@ def train_anonymizer(anon_model: nn.Module, anon_variables: dict, action_bank: B
   states = parallel.replicate(states, mesh)
 
   def gather(indices):
-    return parallel.gather_batch(arrays, indices, iterator.batch_size, mesh)
+    return None if indices is None else parallel.gather_batch(arrays, indices,
+                                                              iterator.batch_size, mesh)
 
-  def step_fn(states, indices, rng, step):
+  def prepare(step, indices):
+    """The step's batches, gathered ahead in the loop's prefetch thread: (min batch, max batch),
+    either None when the step has no such update (plan_step is a pure function of the step)."""
+    if algorithm != 'adversarial':
+      return gather(indices), None
+    return tuple(gather(i) for i in plan_step(schedule, step, k, indices, own_batches))
+
+  def step_fn(states, batches, rng, step):
     adversary = states.get('adversary')
+    min_batch, max_batch = batches
     if adversary is None:
       anon_state, metrics = min_fn(states['anonymizer'], action_vars, privacy_vars,
-                                   gather(indices), jax.random.fold_in(rng, 2))
+                                   min_batch, jax.random.fold_in(rng, 2))
       return {'anonymizer': anon_state}, metrics
-    min_idx, max_idx = plan_step(schedule, step, k, indices, own_batches)
     anon_state, metrics = states['anonymizer'], {}
-    if min_idx is not None:
-      anon_state, metrics = min_fn(anon_state, action_vars, adversary.variables, gather(min_idx),
+    if min_batch is not None:
+      anon_state, metrics = min_fn(anon_state, action_vars, adversary.variables, min_batch,
                                    jax.random.fold_in(rng, 2))
-    if max_idx is not None:
-      adversary, adv_metrics = max_fn(adversary, anon_state.variables, gather(max_idx), rng)
+    if max_batch is not None:
+      adversary, adv_metrics = max_fn(adversary, anon_state.variables, max_batch, rng)
       metrics = {**metrics, 'adversary_loss': adv_metrics['loss'],
                  'adversary_accuracy': adv_metrics['accuracy']}
     mask = adversaries.reset_mask(step, num_members, reset_every)
@@ -205,7 +220,8 @@ def train_anonymizer(anon_model: nn.Module, anon_variables: dict, action_bank: B
   return train_loop(name='anonymize', states=states, step_fn=step_fn, iterator=iterator,
                     num_epochs=cfg.epochs, mesh=mesh, checkpoint_dir=checkpoint_dir,
                     rng=jax.random.key(seed), writer=writer, stop_after_steps=stop_after_steps,
-                    checkpoint_every=cfg.get('checkpoint_every', 0))
+                    checkpoint_every=cfg.get('checkpoint_every', 0), prepare=prepare,
+                    log_every=cfg.get('log_every', DEFAULT_LOG_EVERY))
 
 
 class _Section(dict):

@@ -4,17 +4,21 @@ Each stage (a pretraining bank, the anonymizer) has its own directory under work
 Arrays are restored into abstract trees that carry the *current* mesh's shardings, so a run saved on
 eight devices resumes on one (or on a pod). Saves are synchronous: when `save` returns the step is on
 disk, which is what lets a NaN stop leave the last good checkpoint intact.
+
+The directory may be a URL (gs://BUCKET/run/checkpoints/NAME): it goes to Orbax as an epath.Path
+(skeleton_anon.pathio), never through os.path.abspath. With several processes it must be storage
+every process reads and writes (a pod's gs:// workdir): Orbax's save waits for the folders
+process 0 creates.
 """
 
 from __future__ import annotations
-
-import os
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from jax.sharding import Mesh
 
+from skeleton_anon import pathio
 from skeleton_anon.train import parallel
 
 _META = 'meta'
@@ -29,16 +33,17 @@ def _abstract(tree, mesh: Mesh):
 
 def has_checkpoint(directory: str) -> bool:
   """Whether `directory` holds at least one finished step (cheap: no manager is opened)."""
-  if not os.path.isdir(directory):
+  path = pathio.as_path(directory)
+  if not path.is_dir():
     return False
-  return any(name.isdigit() for name in os.listdir(directory))
+  return any(child.name.isdigit() for child in path.iterdir())
 
 
 class StageCheckpointer:
   """Save and restore {network name -> pytree} plus JSON metadata and a PRNG key."""
 
   def __init__(self, directory: str, *, max_to_keep: int = 2):
-    self.directory = os.path.abspath(directory)
+    self.directory = pathio.as_path(directory)
     self._manager = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,

@@ -31,16 +31,19 @@ def entropy(logits: jnp.ndarray, weight: jnp.ndarray) -> jnp.ndarray:
 
 
 def reconstruction_mse(x_anon: jnp.ndarray, x: jnp.ndarray, lengths: jnp.ndarray,
-                       weight: jnp.ndarray) -> jnp.ndarray:
+                       weight: jnp.ndarray, score: jnp.ndarray | None = None) -> jnp.ndarray:
   """Mean squared coordinate error over valid frames of present persons of real samples.
 
   x_anon, x: [N, M, T, V, C]; lengths int [N]; weight [N]. The mean is per coordinate, so it is
   comparable across layouts; the RMSE the report prints is its square root.
+  score: optional [N, M, T, V] keypoint confidence in [0, 1]: each joint's error is weighted by
+  it, so a joint the pose estimator did not see (score 0) is free to move and is not averaged in.
   """
   mask = valid_mask(x, lengths).astype(x.dtype) * weight[:, None, None]                  # [N, M, T]
-  sq = jnp.sum(jnp.square(x_anon - x), axis=(3, 4))                      # [N, M, T]
-  coords_per_frame = x.shape[3] * x.shape[4]
-  return jnp.sum(sq * mask) / jnp.maximum(jnp.sum(mask) * coords_per_frame, 1.0)
+  sq = jnp.sum(jnp.square(x_anon - x), axis=4)                          # [N, M, T, V]
+  joint_weight = (jnp.ones(sq.shape, x.dtype) if score is None
+                  else jnp.asarray(score, x.dtype)) * mask[..., None]   # [N, M, T, V]
+  return jnp.sum(sq * joint_weight) / jnp.maximum(jnp.sum(joint_weight) * x.shape[4], 1.0)
 
 
 def topk_correct(logits: jnp.ndarray, labels: jnp.ndarray, k: int) -> jnp.ndarray:

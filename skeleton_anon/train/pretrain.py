@@ -17,9 +17,10 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
+from skeleton_anon.errors import ConfigError
 from skeleton_anon.train import data_iter, parallel, state as state_lib, steps
 from skeleton_anon.train.checkpoint import has_checkpoint
-from skeleton_anon.train.loop import LoopResult, train_loop
+from skeleton_anon.train.loop import DEFAULT_LOG_EVERY, LoopResult, train_loop
 
 
 @dataclasses.dataclass
@@ -65,6 +66,14 @@ def init_bank(model: nn.Module, seeds: Sequence[int], example_x: np.ndarray, *,
   return jax.eval_shape(init, keys) if abstract else jax.jit(init)(keys)
 
 
+def section_precision(cfg) -> str:
+  """A training section's `precision` (steps.PRECISIONS; 'float32' when the key is missing)."""
+  precision = str(cfg.get('precision', 'float32'))
+  if precision not in steps.PRECISIONS:
+    raise ConfigError(f'precision {precision!r} is not one of {steps.PRECISIONS}')
+  return precision
+
+
 def train_bank_variables(model: nn.Module, variables: dict, arrays: dict, train_cfg, *,
                          mesh: Mesh, checkpoint_dir: str, seed: int, name: str, writer=None,
                          stop_after_steps: int = 0, bank_form: str = 'vmap',
@@ -74,7 +83,9 @@ def train_bank_variables(model: nn.Module, variables: dict, arrays: dict, train_
   see init_bank); returns the loop result whose states['bank'] is the final NetState (leading seed
   axis).
 
-  `seed` sets the batch order and the step keys; `member_ids` (the init seeds) give each member
+  train_cfg.precision (steps.PRECISIONS, default 'float32') sets the compute dtype and
+  train_cfg.log_every how often the loop fetches metrics (loop.train_loop). `seed` sets the
+  batch order and the step keys; `member_ids` (the init seeds) give each member
   its own dropout stream (steps.bank_train_step). With the same `seed`, a member trained in a
   bank of several ends where it would alone: the bank a role names is its seeds' classifiers.
   """
@@ -88,17 +99,21 @@ def train_bank_variables(model: nn.Module, variables: dict, arrays: dict, train_
     bank_state = parallel.replicate(state_lib.init_bank_state(variables, tx), mesh)
   member_ids = None if member_ids is None else tuple(int(i) for i in member_ids)
   step = steps.jit_step(functools.partial(steps.bank_train_step, bank_form=bank_form,
-                                          member_ids=member_ids), model, tx)
+                                          member_ids=member_ids,
+                                          precision=section_precision(train_cfg)), model, tx)
 
-  def step_fn(states, indices, rng, _):
-    batch = parallel.gather_batch(arrays, indices, iterator.batch_size, mesh)
+  def prepare(_, indices):     # runs ahead of the step, in the loop's prefetch thread
+    return parallel.gather_batch(arrays, indices, iterator.batch_size, mesh)
+
+  def step_fn(states, batch, rng, _):
     new_state, metrics = step(states['bank'], batch, rng)
     return {'bank': new_state}, metrics
 
   return train_loop(name=name, states={'bank': bank_state}, step_fn=step_fn, iterator=iterator,
                     num_epochs=train_cfg.epochs, mesh=mesh, checkpoint_dir=checkpoint_dir,
                     rng=jax.random.key(seed), writer=writer, stop_after_steps=stop_after_steps,
-                    checkpoint_every=train_cfg.get('checkpoint_every', 0))
+                    checkpoint_every=train_cfg.get('checkpoint_every', 0), prepare=prepare,
+                    log_every=train_cfg.get('log_every', DEFAULT_LOG_EVERY))
 
 
 _bank_logits = jax.jit(steps.bank_logits, static_argnums=(0, 3))

@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
-from skeleton_anon.data import SkeletonDataset, formats
+from skeleton_anon.data import SkeletonDataset, formats, pyskl
 from skeleton_anon.errors import DataError, OutputExistsError
 
 
@@ -102,19 +102,19 @@ def test_read_pyskl_with_split(tmp_path):
   anns = [_ann('S001C001P001R001A001', 0, m=2, t=7), _ann('S001C002P003R001A002', 1, t=4),
           _ann('S001C003P004R001A002', 1)]
   split = {'xsub_train': ['S001C001P001R001A001'], 'xsub_val': ['S001C002P003R001A002']}
-  ds = formats.read_pyskl(_pyskl(tmp_path, anns, split), split='xsub', max_frames=6)
+  ds = pyskl.read_pyskl(_pyskl(tmp_path, anns, split), split='xsub', max_frames=6)
   assert ds.x.shape == (2, 2, 6, 25, 3)
   np.testing.assert_array_equal(ds.split, [0, 1])
   np.testing.assert_array_equal(ds.subject, [0, 2])
   np.testing.assert_array_equal(ds.lengths, [6, 4])
   assert ds.meta['cropped'] == 1 and len(ds.meta['skipped']) == 1
-  full = formats.read_pyskl(_pyskl(tmp_path, anns), max_frames=8)
+  full = pyskl.read_pyskl(_pyskl(tmp_path, anns), max_frames=8)
   assert full.split is None and full.num_samples == 3
   np.testing.assert_array_equal(full.x[1, 0, :4], anns[1]['keypoint'][0])
 
 
 @pytest.mark.parametrize('mutate,message', [
-    (lambda a: a.update(keypoint=a['keypoint'][..., :2]), 'only 3D'),
+    (lambda a: a.update(keypoint=a['keypoint'][..., :2]), 'C=2, the first annotation C=3'),
     (lambda a: a.update(keypoint=a['keypoint'] * np.nan), 'NaN or inf'),
     (lambda a: a.update(keypoint=a['keypoint'] * 0), 'all coordinates are zero'),
     (lambda a: a.update(label=-1), 'label values = -1 is negative'),
@@ -124,17 +124,17 @@ def test_bad_pyskl(tmp_path, mutate, message):
   anns = [_ann('S001C001P001R001A001', 0), _ann('S001C001P002R001A001', 0)]
   mutate(anns[1])
   with pytest.raises(DataError, match=message):
-    formats.read_pyskl(_pyskl(tmp_path, anns))
+    pyskl.read_pyskl(_pyskl(tmp_path, anns))
 
 
 def test_pyskl_unknown_split_and_bad_structure(tmp_path):
   path = _pyskl(tmp_path, [_ann('S001C001P001R001A001', 0)], {'xsub_train': []})
   with pytest.raises(DataError, match="split 'xview' needs xview_train"):
-    formats.read_pyskl(path, split='xview')
+    pyskl.read_pyskl(path, split='xview')
   with open(path, 'wb') as f:
     pickle.dump([1, 2], f)
   with pytest.raises(DataError, match="'annotations' list"):
-    formats.read_pyskl(path)
+    pyskl.read_pyskl(path)
 
 
 def test_recording_keys_round_trip_and_validate(tmp_path):

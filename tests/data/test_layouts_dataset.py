@@ -49,6 +49,13 @@ def test_npz_roundtrip_and_overwrite(tmp_path):
     save_npz(ds, path)
 
 
+def _refused_in_one_line(path, arrays, message):
+  np.savez(path, **arrays)
+  with pytest.raises(DataError, match=message) as e:
+    load_npz(path)
+  assert str(path) in str(e.value) and '\n' not in str(e.value)
+
+
 @pytest.mark.parametrize('mutate,message', [
     (lambda a: a.update(x=a['x'].astype(np.float64)), "key 'x': x must be float32"),
     (lambda a: a.pop('action'), "missing required key 'action'"),
@@ -64,11 +71,45 @@ def test_bad_npz_is_named(tmp_path, mutate, message):
   arrays = dict(x=ds.x.copy(), lengths=ds.lengths, action=ds.action, subject=ds.subject,
                 gender=ds.gender, names=ds.names, layout=np.asarray('ntu25'))
   mutate(arrays)
-  path = tmp_path / 'bad.npz'
-  np.savez(path, **arrays)
-  with pytest.raises(DataError, match=message) as e:
-    load_npz(path)
-  assert str(path) in str(e.value) and '\n' not in str(e.value)
+  _refused_in_one_line(tmp_path / 'bad.npz', arrays, message)
+
+
+def _tiny_2d(n=4):
+  """coco17 image-plane keypoints [n, 2, 6, 17, 2] with scores, padded frames zero."""
+  ds = _tiny(n=n, v=17)
+  x = ds.x[..., :2].copy()
+  score = np.where(np.any(x != 0, axis=-1), 0.8, 0.0).astype(np.float32)
+  return SkeletonDataset(x=x, lengths=ds.lengths, action=ds.action, subject=ds.subject,
+                         gender=ds.gender, names=ds.names, layout='coco17', score=score)
+
+
+def test_2d_keypoints_with_scores_roundtrip(tmp_path):
+  ds = _tiny_2d()
+  save_npz(ds, tmp_path / 'k.npz')
+  back = load_npz(tmp_path / 'k.npz')
+  assert back.num_channels == 2 and back.layout == 'coco17'
+  np.testing.assert_array_equal(back.x, ds.x)
+  np.testing.assert_array_equal(back.score, ds.score)
+  part = back.subset(np.array([2, 0]))
+  np.testing.assert_array_equal(part.score, ds.score[[2, 0]])
+  assert 'score' not in back.meta['extra_keys']
+
+
+@pytest.mark.parametrize('mutate,message', [
+    (lambda a: a.update(score=a['score'][..., :5]), r'score must have shape \[4, 2, 6, 17\]'),
+    (lambda a: a['score'].__setitem__((1, 0, 2, 3), 1.5), r'sample 1 \(s1\): score = 1.5 is '
+     r'outside \[0, 1\]'),
+    (lambda a: a['score'].__setitem__((2, 0, 2, 3), np.nan), r'sample 2.*score contains NaN'),
+    (lambda a: a.update(score=a['score'].astype(np.int32)), 'score must be a float array'),
+    (lambda a: a.update(x=np.zeros((4, 2, 6, 17, 4), np.float32)),
+     r'x must have shape \[N, M, T, V, 3\] \(3D\) or \[N, M, T, V, 2\]'),
+])
+def test_bad_scores_and_channels_are_named(tmp_path, mutate, message):
+  ds = _tiny_2d()
+  arrays = dict(x=ds.x.copy(), lengths=ds.lengths, action=ds.action, subject=ds.subject,
+                names=ds.names, layout=np.asarray('coco17'), score=ds.score.copy())
+  mutate(arrays)
+  _refused_in_one_line(tmp_path / 'bad.npz', arrays, message)
 
 
 @pytest.mark.parametrize('content, what', [(b'x,y,z\n1,2,3\n', 'not a zip archive'),

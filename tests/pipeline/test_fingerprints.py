@@ -53,3 +53,15 @@ def test_stale_stages_lose_markers_and_checkpoints_unless_only_epochs_grew(tmp_p
       fingerprints.fingerprints(_config(alpha=2.0), []), previous=previous) == [
           'anonymize', 'evaluate', 'export']
   assert sorted(os.listdir(tmp_path / 'b' / 'checkpoints')) == ['action']
+
+
+def test_how_often_a_stage_saves_or_logs_does_not_make_it_stale(tmp_path):
+  from skeleton_anon.pipeline import fingerprints
+  old = _config(checkpoint_every=100, log_every=50)
+  markers = _workdir(tmp_path, old)
+  new = _config(checkpoint_every=10, log_every=1)
+  assert fingerprints.fingerprints(new, []) == fingerprints.fingerprints(old, [])
+  assert fingerprints.invalidate_stale(markers, str(tmp_path / 'checkpoints'), new,
+                                       fingerprints.fingerprints(new, [])) == []
+  # ... while what a stage computes still does.
+  assert fingerprints.fingerprints(_config(lr=0.1), []) != fingerprints.fingerprints(old, [])

@@ -38,3 +38,22 @@ def test_topk_clips_k_to_class_count():
   logits = jnp.asarray([[0.1, 0.9], [0.8, 0.2]])
   np.testing.assert_array_equal(losses.topk_correct(logits, jnp.asarray([0, 1]), 1), [0., 0.])
   np.testing.assert_array_equal(losses.topk_correct(logits, jnp.asarray([0, 1]), 5), [1., 1.])
+
+
+def test_reconstruction_weights_joints_by_keypoint_score():
+  """2D keypoints: a joint the estimator did not see (score 0) may move freely; the others count
+  by their confidence, and the mean is over the confidence mass."""
+  x = np.ones((1, 1, 2, 3, 2), np.float32)
+  x_anon = x.copy()
+  x_anon[0, 0, :, 0] += 10.0                       # joint 0 moved by 10 in x and y
+  x_anon[0, 0, :, 1, 0] += 1.0                     # joint 1 moved by 1 in x
+  score = np.zeros((1, 1, 2, 3), np.float32)
+  score[..., 1] = 0.5
+  score[..., 2] = 1.0
+  args = (jnp.asarray([2]), jnp.ones(1))
+  scored = losses.reconstruction_mse(jnp.asarray(x_anon), jnp.asarray(x), *args,
+                                     jnp.asarray(score))
+  # per frame: joint 1 contributes 0.5 * 1, over mass (0.5 + 1.0) * 2 coordinates
+  np.testing.assert_allclose(float(scored), 0.5 / 3.0, rtol=1e-6)
+  plain = losses.reconstruction_mse(jnp.asarray(x_anon), jnp.asarray(x), *args)
+  np.testing.assert_allclose(float(plain), (200.0 + 1.0) / 6.0, rtol=1e-6)

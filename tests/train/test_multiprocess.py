@@ -4,7 +4,8 @@ the TPU pod and SLURM scripts build the right commands.
 This file is also the worker the launcher starts (`python test_multiprocess.py --worker ...`): each
 process runs (1) a jitted data-parallel SGD on a tiny regression whose batches are assembled with
 jax.make_array_from_process_local_data, and (2) the engine's pretrain and ensemble-anonymize stages
-on tiny synthetic data, then process 0 writes the losses to a JSON file.
+on tiny synthetic data, then process 0 writes the losses to a JSON file. With --mode=separate_disks
+each process runs the tiny pipeline twice in its own workdir instead and writes what it decided.
 """
 
 import argparse
@@ -69,13 +70,10 @@ def data_parallel_losses(steps: int = 4) -> list[float]:
   return losses
 
 
-def pipeline_histories(workdir: str) -> dict:
-  """Per-epoch histories of two tiny pretrained banks and an ensemble anonymization."""
-  import jax
+def tiny_pipeline_config():
+  """configs/demo.py on tiny synthetic data with tiny classifiers and ensemble anonymization."""
   import ml_collections
   from skeleton_anon.models import registry
-  from skeleton_anon import pipeline
-  from skeleton_anon.pipeline import stages
   from tiny_models import TinyClassifier
 
   @registry.register_classifier(TINY_ARCH)
@@ -101,6 +99,15 @@ def pipeline_histories(workdir: str) -> dict:
   c.anonymize.epochs = 2
   c.anonymize.batch_size = 16
   c.anonymize.milestones = [1]
+  return c
+
+
+def pipeline_histories(workdir: str) -> dict:
+  """Per-epoch histories of two tiny pretrained banks and an ensemble anonymization."""
+  import jax
+  from skeleton_anon import pipeline
+  from skeleton_anon.pipeline import stages
+  c = tiny_pipeline_config()
   run = pipeline.make_run(c, workdir)
   stages.pretrain_stage(run)
   stages.anonymize_stage(run)
@@ -110,9 +117,52 @@ def pipeline_histories(workdir: str) -> dict:
           'anonymizer_abs_sum': float(sum(np.abs(np.asarray(p)).sum() for p in params))}
 
 
+def separate_disk_runs(workdir: str) -> list[dict]:
+  """The tiny pipeline run twice in this process's own workdir: per run, the stages it found
+  finished, how many training checkpoints it saved, and the (stand-in) evaluations it joined."""
+  import jax
+  from jax.experimental import multihost_utils
+  from skeleton_anon import pipeline
+  from skeleton_anon.pipeline import evaluation, stages
+  from skeleton_anon.train.checkpoint import StageCheckpointer
+  saves, evaluated = [], []
+  real_save = StageCheckpointer.save
+
+  def counted_save(self, step, *args, **kwargs):
+    saves.append(int(step))
+    return real_save(self, step, *args, **kwargs)
+
+  def stand_in_evaluate(run):
+    # A collective, as the real evaluation's sharded predictions are: a process that evaluated
+    # while the other skipped would wait here until the launcher's timeout.
+    evaluated.append(int(np.asarray(multihost_utils.process_allgather(np.int32(1))).sum()))
+    return {}
+
+  StageCheckpointer.save = counted_save
+  evaluation.run_evaluate = stand_in_evaluate
+  c = tiny_pipeline_config()
+  c.export.enabled = False
+  out = []
+  for _ in range(2):
+    saves.clear()
+    evaluated.clear()
+    run = pipeline.make_run(c, workdir)
+    found = {s: run.io.markers.done(s) for s in ('pretrain', 'anonymize', 'evaluate')}
+    stages.pretrain_stage(run)
+    stages.anonymize_stage(run)
+    stages.evaluate_stage(run)
+    run.io.close()
+    params = jax.tree.leaves(run.anonymizer.variables['params'])
+    out.append({'found_finished': found, 'checkpoint_saves': len(saves),
+                'evaluated': list(evaluated), 'anonymize_history': run.history['anonymize'],
+                'anonymizer_abs_sum': float(sum(np.abs(np.asarray(p)).sum() for p in params))})
+  return out
+
+
 def worker(argv) -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument('--worker', action='store_true')
+  parser.add_argument('--mode', default='engine', choices=['engine', 'separate_disks'])
   parser.add_argument('--out', required=True)
   parser.add_argument('--workdir', required=True)
   parser.add_argument('--coordinator', required=True)
@@ -124,6 +174,10 @@ def worker(argv) -> None:
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')
     jax.distributed.initialize(coordinator_address=args.coordinator,
                                num_processes=args.num_processes, process_id=args.process_id)
+  if args.mode == 'separate_disks':     # every process reports, to its own --out
+    with open(args.out, 'w') as f:
+      json.dump({'runs': separate_disk_runs(args.workdir)}, f)
+    return
   result = {'process_count': jax.process_count(), 'device_count': jax.device_count(),
             'local_device_count': jax.local_device_count(),
             'data_parallel': data_parallel_losses()}
@@ -197,6 +251,59 @@ def test_pipeline_losses_match_across_process_counts(runs):
     _assert_histories_close(single['pipeline'][stage], multi['pipeline'][stage], stage)
   np.testing.assert_allclose(multi['pipeline']['anonymizer_abs_sum'],
                              single['pipeline']['anonymizer_abs_sum'], rtol=RTOL)
+
+
+def _tree(root) -> dict:
+  """{relative path: bytes} of the files under root, not following links."""
+  out = {}
+  for folder, dirs, files in os.walk(root):
+    for name in files:
+      path = os.path.join(folder, name)
+      with open(path, 'rb') as f:
+        out[os.path.relpath(path, root)] = f.read()
+  return out
+
+
+def test_processes_with_separate_disks_follow_process_0(tmp_path):
+  """Each process has its own workdir (disks not shared); process 1's holds another experiment's
+  config and markers. Process 0 decides: one consistent run, rerun without retraining, and
+  nothing written to process 1's disk."""
+  disks = [tmp_path / 'disk_0', tmp_path / 'disk_1']
+  # Orbax's folders must be storage both reach (its save waits for the folders process 0 makes;
+  # on a pod that is the gs:// workdir): links stand in for it. The bookkeeping is not shared.
+  for shared in ('checkpoints', 'anonymizer'):
+    (disks[0] / shared).mkdir(parents=True)
+    (disks[1] / shared).parent.mkdir(exist_ok=True)
+    (disks[1] / shared).symlink_to(disks[0] / shared)
+  # On its own, process 1 would refuse this config, or skip the stages these markers name.
+  (disks[1] / 'config.json').write_text(json.dumps({'seed': 12345}))
+  (disks[1] / 'stages').mkdir()
+  for stage in ('pretrain', 'anonymize', 'evaluate'):
+    (disks[1] / 'stages' / f'{stage}.json').write_text('{"finished": "another experiment"}')
+  before = _tree(disks[1])
+  codes = _load_launcher().launch(
+      [sys.executable, os.path.abspath(__file__), '--worker', '--mode=separate_disks',
+       f'--out={tmp_path}/process_{{process_id}}.json',
+       f'--workdir={tmp_path}/disk_{{process_id}}', '--coordinator={coordinator}',
+       '--num_processes={num_processes}', '--process_id={process_id}'],
+      num_processes=2, devices_per_process=1, log_dir=str(tmp_path / 'logs'), timeout=300,
+      cwd=REPO)
+  if any(codes):
+    logs = ''.join((tmp_path / 'logs' / f'process_{i}.log').read_text()[-1500:] for i in (0, 1))
+    raise AssertionError(f'exit statuses {codes}\n{logs}')
+  results = [json.loads((tmp_path / f'process_{i}.json').read_text())['runs'] for i in (0, 1)]
+  for first, again in results:
+    assert first['found_finished'] == dict.fromkeys(('pretrain', 'anonymize', 'evaluate'), False)
+    assert again['found_finished'] == dict.fromkeys(('pretrain', 'anonymize', 'evaluate'), True)
+    assert first['checkpoint_saves'] > 0 and again['checkpoint_saves'] == 0   # reloaded
+    assert first['evaluated'] == [2] and again['evaluated'] == []   # both evaluated, once
+    _assert_histories_close(again['anonymize_history'], first['anonymize_history'], 'rerun')
+    assert again['anonymizer_abs_sum'] == first['anonymizer_abs_sum']
+  assert results[0][0]['anonymizer_abs_sum'] == results[1][0]['anonymizer_abs_sum']
+  # Only process 0 writes: process 1's disk is as it was.
+  assert _tree(disks[1]) == before
+  assert {'config.json', 'stages/pretrain.json', 'stages/anonymize.json',
+          'stages/evaluate.json'} <= set(_tree(disks[0]))
 
 
 def test_launcher_gives_each_process_its_coordinates_and_devices():
