@@ -54,3 +54,18 @@ def test_demo_2d_runs_end_to_end_with_scores_passed_through(tmp_path):
   rows = np.sort(test.meta['source_index'])
   np.testing.assert_array_equal(exported.score[rows], test.score[order])
   assert exported.meta['normalize'] == 'image'
+  # The anonymize command on a new 2D file: same format out, scores kept; 3D input refused.
+  from skeleton_anon.anonymize import anonymize_file
+  from skeleton_anon.data.dataset import save_npz
+  from skeleton_anon.errors import DataError
+  save_npz(test, tmp_path / 'new.npz')
+  assert anonymize_file(workdir, str(tmp_path / 'new.npz'), str(tmp_path / 'out.npz')) == len(
+      test.x)
+  out = load_npz(tmp_path / 'out.npz')
+  np.testing.assert_array_equal(out.score, test.score)
+  np.testing.assert_allclose(out.x, x_anon, atol=1e-5)
+  three_d = test.with_x(np.concatenate([test.x, test.x[..., :1]], axis=-1))
+  three_d.score, three_d.meta['normalize'] = None, None
+  save_npz(three_d, tmp_path / 'three_d.npz')
+  with pytest.raises(DataError, match='3D coordinates \\(anonymizer: 2D\\)'):
+    anonymize_file(workdir, str(tmp_path / 'three_d.npz'), str(tmp_path / 'out3.npz'))
