@@ -188,3 +188,20 @@ def test_bad_knobs_are_config_errors():
   with pytest.raises(ConfigError, match='unknown anonymizer'):
     build_anonymizer('unet', num_persons=1, num_joints=3)
   hash(build_anonymizer('autoencoder', num_persons=1, num_joints=3, hidden=[8, 4]))
+
+
+@pytest.mark.parametrize('arch', ['residual_mlp', 'autoencoder', 'temporal'])
+def test_every_anonymizer_maps_2d_keypoints_to_2d(arch):
+  """num_channels comes from the data (build_anonymizer(..., num_channels=2)): the output has
+  the input's two image coordinates and padded frames stay zero."""
+  from skeleton_anon.data.layouts import get_layout
+  layout = get_layout('coco17')
+  model = build_anonymizer(arch, num_persons=2, num_joints=17, num_channels=2, layout=layout)
+  assert model.num_channels == 2
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(3, 2, 8, 17, 2)), jnp.float32)
+  lengths = jnp.asarray([8, 6, 4], jnp.int32)
+  variables = model.init(jax.random.key(0), x, lengths)
+  y = model.apply(variables, x, lengths)
+  assert y.shape == x.shape and bool(jnp.isfinite(y).all())
+  assert float(jnp.abs(y[1, :, 6:]).max()) == 0.0          # padding stays zero

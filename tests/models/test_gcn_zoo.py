@@ -245,3 +245,26 @@ def test_block_plan_is_the_shared_backbone():
   assert [p[1] for p in plan] == [64] * 4 + [128] * 3 + [256] * 3
   assert [i for i, _, stride, _ in plan if stride == 2] == [4, 7]
   assert [i for i, _, _, residual in plan if not residual] == [0]
+
+
+@pytest.mark.parametrize('name,knobs', [
+    *[(m, ONE_BLOCK) for m in MODELS],
+    ('msg3d', {'base_channels': 6, 'num_gcn_scales': 2, 'num_g3d_scales': 1, 'windows': (3,),
+               'tcn_dilations': (1,), 'num_stages': 1}),
+    ('sgn', {'width': 8}),
+])
+def test_every_classifier_reads_2d_keypoints(name, knobs):
+  """Image-plane keypoints (C=2, coco17): every classifier builds, gives finite logits and
+  gradients (CTR-GCN's relation width once divided 2 channels down to zero)."""
+  layout = get_layout('coco17')
+  model = build_classifier(name, num_classes=NUM_CLASSES, layout=layout, num_persons=2, **knobs)
+  x = np.array(_batch(layout))[..., :2]
+  variables = _random_variables(model, x)
+
+  def fn(variables, x):
+    logits, vjp = jax.vjp(lambda x: model.apply(variables, x), x)
+    return logits, vjp(2 * logits)[0]
+
+  logits, grad = _run(fn, variables, jnp.asarray(x))
+  assert logits.shape == (2, NUM_CLASSES) and np.isfinite(np.asarray(logits)).all()
+  assert grad.shape == x.shape and np.abs(np.asarray(grad)).max() > 0
