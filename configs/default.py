@@ -57,7 +57,8 @@ def get_config():
   c.data.synthetic = ml_collections.ConfigDict(dict(
       num_subjects=20, num_actions=6, repetitions=2, num_views=2, num_frames=48, seed=0,
       keypoints='ntu25_3d'))
-  c.data.synthetic_normalize = 'agcn'   # generated data only; files come normalised by prepare
+  # Generated data only (files come normalised by prepare); 'auto': agcn for 3D, image for 2D.
+  c.data.synthetic_normalize = 'auto'
 
   # ---- classifiers. Knobs per architecture apply to every bank of that architecture.
   c.classifiers = ml_collections.ConfigDict()

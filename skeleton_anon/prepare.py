@@ -179,12 +179,12 @@ def _read(opt: PrepareOptions) -> SkeletonDataset:
                                               'their own img_shape')
     return ds
   if opt.source in ('openpose', 'mediapipe'):
-    from skeleton_anon.data import keypoint_folders  # pylint: disable=g-import-not-at-top
+    from skeleton_anon.data import mediapipe, openpose  # pylint: disable=g-import-not-at-top
     folder = dict(name_pattern=_name_pattern(opt), layout=opt.layout, img_shape=_img_shape(opt),
                   max_frames=opt.max_frames, **parallel)
     if opt.source == 'openpose':
-      return keypoint_folders.read_openpose(opt.input, max_persons=persons, **folder)
-    return keypoint_folders.read_mediapipe(opt.input, keypoint_dims=opt.keypoint_dims, **folder)
+      return openpose.read_openpose(opt.input, max_persons=persons, **folder)
+    return mediapipe.read_mediapipe(opt.input, keypoint_dims=opt.keypoint_dims, **folder)
   if opt.source == 'msg3d':
     return _read_msg3d(opt.input.split(','), opt.labels.split(','))
   if opt.source == 'npz':

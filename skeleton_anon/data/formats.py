@@ -3,7 +3,8 @@ reader of a foreign format shares: the layout from a joint count, labels from sa
 
 MS-G3D / 2s-AGCN / CTR-GCN keep float32 `(N, 3, T, V, M)` arrays next to a pickle of
 `(sample_names, labels)`. Writing that pair lets anonymized data drop straight into their
-PyTorch pipelines. (pyskl pickles: data/pyskl.py; keypoint folders: data/keypoint_folders.py.)
+PyTorch pipelines. (pyskl pickles: data/pyskl.py; OpenPose and MediaPipe folders: data/openpose.py,
+data/mediapipe.py.)
 Pickles are read with `safe_pickle` (no code runs); subject, camera, setup and replication come
 from NTU- or ETRI-style sample names (`parse_sample_name`) or from a user's regular expression
 (`NamePattern`). Names without a subject are an error: the generic file requires a subject for

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from skeleton_anon.data import keypoint_folders, load_npz
+from skeleton_anon.data import load_npz, mediapipe, openpose
 from skeleton_anon.data.formats import NamePattern
 from skeleton_anon.errors import ConfigError, DataError
 from skeleton_anon.prepare import PrepareOptions, prepare
@@ -47,7 +47,7 @@ def _openpose_video(folder, stem, frames, *, swap_every=0, seed=0):
 def test_flat_openpose_folder_one_stem_per_sequence(tmp_path):
   truth = _openpose_video(tmp_path, 'P003_A002_cam1', 6, swap_every=2)
   _openpose_video(tmp_path, 'P001_A001_cam1', 4, seed=1)
-  ds = keypoint_folders.read_openpose(tmp_path, name_pattern=PATTERN, max_frames=8,
+  ds = openpose.read_openpose(tmp_path, name_pattern=PATTERN, max_frames=8,
                                       progress=False)
   assert ds.layout == 'openpose25' and ds.x.shape == (2, 2, 8, 25, 2)
   assert ds.names.tolist() == ['P001_A001_cam1', 'P003_A002_cam1']
@@ -73,7 +73,7 @@ def test_subfolder_per_sequence_and_tracking_ids(tmp_path):
     # With --tracking the ids say who is who, whatever the order.
     _write_frame(folder / f'frame{t}_keypoints.json', [b, a] if t == 1 else [a, b],
                  ids=[7, 3] if t == 1 else [3, 7])
-  ds = keypoint_folders.read_openpose(tmp_path, name_pattern=PATTERN, max_frames=3,
+  ds = openpose.read_openpose(tmp_path, name_pattern=PATTERN, max_frames=3,
                                       progress=False)
   assert ds.names.tolist() == ['P002_A005'] and ds.subject[0] == 1 and ds.action[0] == 4
   moving = int(np.argmax(ds.x[0, :, :, :, 1].std(axis=(1, 2))))
@@ -88,20 +88,20 @@ def test_openpose_bad_input_is_one_line_naming_the_file(tmp_path):
   bad = base / 'v_000000000001_keypoints.json'
   _write_frame(bad, [_person(rng, (0, 0), joints=18)])               # OpenPose's COCO model
   with pytest.raises(DataError, match="person 0: 18 joints, but layout 'openpose25' has 25") as e:
-    keypoint_folders.read_openpose(tmp_path, name_pattern=PATTERN, progress=False)
+    openpose.read_openpose(tmp_path, name_pattern=PATTERN, progress=False)
   assert str(e.value).startswith(str(bad)) and '\n' not in str(e.value)
   person = _person(rng, (0, 0))
   person[4, 2] = 1.7
   _write_frame(bad, [person])
   with pytest.raises(DataError, match=r'person 0: confidence 1.7 is outside \[0, 1\]'):
-    keypoint_folders.read_openpose(tmp_path, name_pattern=PATTERN, progress=False)
+    openpose.read_openpose(tmp_path, name_pattern=PATTERN, progress=False)
   with open(bad, 'w') as f:
     f.write('{"people": [')
   with pytest.raises(DataError, match='not a readable JSON file'):
-    keypoint_folders.read_openpose(tmp_path, name_pattern=PATTERN, progress=False)
+    openpose.read_openpose(tmp_path, name_pattern=PATTERN, progress=False)
   _write_frame(bad, [_person(rng, (0, 0))])
   with pytest.raises(DataError, match="layout 'coco17' has 17 joints, the keypoints have 25"):
-    keypoint_folders.read_openpose(tmp_path, name_pattern=PATTERN, layout='coco17',
+    openpose.read_openpose(tmp_path, name_pattern=PATTERN, layout='coco17',
                                    progress=False)
 
 
@@ -109,19 +109,19 @@ def test_name_patterns_that_match_nothing_or_lack_a_subject(tmp_path):
   _openpose_video(tmp_path, 'P001_A001', 2)
   _openpose_video(tmp_path, 'walk_clip', 2, seed=1)
   with pytest.raises(DataError, match=r"matches none of the 2 names"):
-    keypoint_folders.read_openpose(tmp_path, name_pattern=NamePattern(r'S(?P<subject>\d+)'),
+    openpose.read_openpose(tmp_path, name_pattern=NamePattern(r'S(?P<subject>\d+)'),
                                    progress=False)
   with pytest.raises(ConfigError, match=r'no \(\?P<subject>...\) group'):
     NamePattern(r'P(\d+)_A(?P<action>\d+)')
   with pytest.raises(DataError, match='walk_clip: name does not match --name_pattern'):
-    keypoint_folders.read_openpose(tmp_path, name_pattern=PATTERN, progress=False)
-  ds = keypoint_folders.read_openpose(tmp_path, name_pattern=PATTERN, on_error='skip',
+    openpose.read_openpose(tmp_path, name_pattern=PATTERN, progress=False)
+  ds = openpose.read_openpose(tmp_path, name_pattern=PATTERN, on_error='skip',
                                       progress=False)
   assert ds.names.tolist() == ['P001_A001']
   assert [s.name for s in ds.meta['skipped']] == ['walk_clip']
   # Without a pattern, NTU/ETRI-style names are needed.
   with pytest.raises(DataError, match=r'no performer id \(P###\)'):
-    keypoint_folders.read_openpose(tmp_path, progress=False)
+    openpose.read_openpose(tmp_path, progress=False)
 
 
 def _mediapipe(t, seed=0, channels=4):
@@ -141,7 +141,7 @@ def test_mediapipe_npy_and_json_folders(tmp_path):
   with open(tmp_path / 'P01' / 'A01.json', 'w') as f:
     json.dump(frames, f)
   pattern = NamePattern(r'P(?P<subject>\d+)/A(?P<action>\d+)')
-  ds = keypoint_folders.read_mediapipe(tmp_path, name_pattern=pattern, max_frames=6,
+  ds = mediapipe.read_mediapipe(tmp_path, name_pattern=pattern, max_frames=6,
                                        progress=False)
   assert ds.layout == 'mediapipe33' and ds.x.shape == (2, 1, 6, 33, 2)
   assert ds.names.tolist() == ['P01/A01', 'P01/A03']
@@ -149,7 +149,7 @@ def test_mediapipe_npy_and_json_folders(tmp_path):
   np.testing.assert_allclose(ds.x[0, 0, :2], arr[:2, :, :2], atol=1e-6)
   assert not ds.x[0, 0, 2].any() and not ds.score[0, 0, 2].any()
   np.testing.assert_allclose(ds.score[0, 0, 3], arr[3, :, 3], atol=1e-6)
-  ds3 = keypoint_folders.read_mediapipe(tmp_path, name_pattern=pattern, keypoint_dims=3,
+  ds3 = mediapipe.read_mediapipe(tmp_path, name_pattern=pattern, keypoint_dims=3,
                                         max_frames=6, progress=False)
   assert ds3.x.shape[-1] == 3 and ds3.layout == 'mediapipe33'
 
@@ -165,7 +165,7 @@ def test_bad_mediapipe_files(tmp_path, make, message):
   np.save(tmp_path / 'P001_A001.npy', _mediapipe(3))
   np.save(tmp_path / 'P002_A001.npy', make().astype(np.float32))
   with pytest.raises(DataError, match=message) as e:
-    keypoint_folders.read_mediapipe(tmp_path, name_pattern=PATTERN, progress=False)
+    mediapipe.read_mediapipe(tmp_path, name_pattern=PATTERN, progress=False)
   assert str(e.value).startswith(str(tmp_path / 'P002_A001.npy'))
 
 
