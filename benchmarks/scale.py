@@ -66,17 +66,34 @@ class PeakSampler:
   """Samples RssAnon every `interval` seconds in a thread; `take()` returns the peak since the
   last take (and starts a new window)."""
 
-  def __init__(self, interval: float = 0.02):
+  def __init__(self, interval: float = 0.02, trace: str = '', limit_mib: float = 0.0):
     self.interval = interval
+    self.limit_mib = limit_mib
     self._lock = threading.Lock()
     self._peak = self._overall = rss_anon_mib()
     self._stop = threading.Event()
+    self.stage = 'start'
+    self._trace = open(trace, 'w') if trace else None
+    self._begin = time.time()
     self._thread = threading.Thread(target=self._run, name='rss-sampler', daemon=True)
     self._thread.start()
 
   def _run(self):
+    last, window = 0.0, 0.0
     while not self._stop.wait(self.interval):
-      self._note(rss_anon_mib())
+      value = rss_anon_mib()
+      self._note(value)
+      window = max(window, value)
+      if self.limit_mib and value > self.limit_mib:
+        # A guard for shared machines: better a failed measurement than an OOM-killed neighbour.
+        print(json.dumps({'stage': self.stage, 'aborted': f'RssAnon {value:.0f} MiB over '
+                          f'--max_anon_mib={self.limit_mib:.0f}'}), flush=True)
+        os._exit(3)
+      now = time.time() - self._begin
+      if self._trace is not None and now - last >= 0.5:
+        self._trace.write(f'{now:.1f},{self.stage},{window:.0f}\n')   # the window's peak
+        self._trace.flush()
+        last, window = now, 0.0
 
   def _note(self, value: float):
     with self._lock:
@@ -97,6 +114,8 @@ class PeakSampler:
   def close(self):
     self._stop.set()
     self._thread.join()
+    if self._trace is not None:
+      self._trace.close()
 
 
 # ---------------------------------------------------------------- the file
@@ -210,6 +229,7 @@ def run_pipeline(config, workdir: str, sampler: PeakSampler) -> list[dict]:
   rows = []
   sampler.take()
   start = time.time()
+  sampler.stage = 'load'
   the_run = make_run(config, workdir)
   rows.append({'stage': 'load', 'seconds': round(time.time() - start, 2),
                'peak_anon_mib': round(sampler.take(), 1)})
@@ -217,6 +237,7 @@ def run_pipeline(config, workdir: str, sampler: PeakSampler) -> list[dict]:
   try:
     for name, stage in STAGES:
       start = time.time()
+      sampler.stage = name
       stage(the_run)
       rows.append({'stage': name, 'seconds': round(time.time() - start, 2),
                    'peak_anon_mib': round(sampler.take(), 1)})
@@ -244,6 +265,10 @@ def main(argv=None) -> int:
   parser.add_argument('--no_retarget_first', action='store_true',
                       help='anonymizer.retarget_first off (default on: retargeting is measured)')
   parser.add_argument('--epochs', type=int, default=1)
+  parser.add_argument('--max_anon_mib', type=float, default=0.0,
+                      help='abort (exit 3) when RssAnon passes this (0: no limit)')
+  parser.add_argument('--trace', default='', help='CSV of (seconds, stage, RssAnon MiB) '
+                      'every 0.5 s')
   parser.add_argument('--make_file', default='', help=argparse.SUPPRESS)   # child process
   args = parser.parse_args(argv)
   if args.make_file:
@@ -267,7 +292,7 @@ def main(argv=None) -> int:
     print(json.dumps({'file': path, 'make_seconds': make_seconds, **facts}), flush=True)
     if os.path.exists(workdir):
       shutil.rmtree(workdir)
-    sampler = PeakSampler()
+    sampler = PeakSampler(trace=args.trace, limit_mib=args.max_anon_mib)
     begin = time.time()
     try:
       rows = run_pipeline(scale_config(path, retarget_first=not args.no_retarget_first,

@@ -68,15 +68,16 @@ def read_json(path):
 
 
 def copy_tree(src, dst) -> None:
-  """Copies the files under `src` to `dst`, keeping the layout; each file atomically."""
+  """Copies the files under `src` to `dst`, keeping the layout; each file atomically and in
+  blocks (never read whole)."""
   src, dst = as_path(src), as_path(dst)
   for child in src.iterdir():   # not walk(): fsspec's drops the scheme from the folders it yields
     if child.is_dir():
       copy_tree(child, dst / child.name)
       continue
-    with child.open('rb') as f:
-      data = f.read()
-    atomic_write(dst / child.name, lambda out, data=data: out.write(data), binary=True)
+    with child.open('rb') as f:      # streamed: an export can be larger than memory
+      atomic_write(dst / child.name, lambda out, f=f: shutil.copyfileobj(f, out, 1 << 24),
+                   binary=True)
 
 
 @contextlib.contextmanager

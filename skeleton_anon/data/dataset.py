@@ -15,6 +15,7 @@ import numpy as np
 from absl import logging
 
 from skeleton_anon.data import npz_mmap
+from skeleton_anon.data.rows import Rows
 from skeleton_anon.data.layouts import Layout, get_layout
 from skeleton_anon.errors import DataError, OutputExistsError
 
@@ -96,15 +97,22 @@ class SkeletonDataset:
     raise DataError(self.meta.get('path'),
                     f'unknown privacy_target {target!r}; use one of {PRIVACY_TARGETS}')
 
-  def subset(self, index) -> 'SkeletonDataset':
-    """Samples at `index` (a boolean mask or integer indices); arrays are copied."""
+  def subset(self, index, *, view: bool = False) -> 'SkeletonDataset':
+    """Samples at `index` (a boolean mask or integer indices); arrays are copied.
+
+    view=True: x (and score) become `data.rows.Rows` of this dataset's, the selected rows read
+    when asked (a split of a memory-mapped file stays on disk); the labels are copied.
+    """
     def take(a):
       return None if a is None else a[index]
+    x, score = self.x[index] if not view else Rows(self.x, index), take(self.score)
+    if view and self.score is not None:
+      score = Rows(self.score, index)
     return dataclasses.replace(
-        self, x=self.x[index], lengths=self.lengths[index], action=self.action[index],
+        self, x=x, lengths=self.lengths[index], action=self.action[index],
         subject=self.subject[index], gender=take(self.gender), split=take(self.split),
         names=take(self.names), meta=dict(self.meta), camera=take(self.camera),
-        setup=take(self.setup), replication=take(self.replication), score=take(self.score),
+        setup=take(self.setup), replication=take(self.replication), score=score,
         img_shape=take(self.img_shape))
 
   def with_x(self, x: np.ndarray) -> 'SkeletonDataset':
@@ -126,7 +134,7 @@ def _first_bad(mask: np.ndarray) -> int:
 def validate(ds: SkeletonDataset, path=None) -> SkeletonDataset:
   """Checks every array against DESIGN section 1; raises DataError naming file, key, sample."""
   x = ds.x
-  _check(path, isinstance(x, np.ndarray) and x.dtype == np.float32,
+  _check(path, isinstance(x, (np.ndarray, Rows)) and x.dtype == np.float32,
          f'x must be float32, got {getattr(x, "dtype", type(x).__name__)}', 'x')
   _check(path, x.ndim == 5 and x.shape[-1] in CHANNELS,
          f'x must have shape [N, M, T, V, 3] (3D) or [N, M, T, V, 2] (2D keypoints), got '
@@ -214,25 +222,34 @@ def _checked_img_shape(img_shape, n: int, path, names) -> np.ndarray:
 
 
 def _checked_score(score, x_shape, path, names) -> np.ndarray:
-  """The confidence array as float32, or DataError on a wrong shape, non-finite or outside [0, 1]."""
-  _check(path, isinstance(score, np.ndarray) and score.dtype.kind == 'f',
+  """The confidence array as float32, or DataError on a wrong shape, non-finite or outside [0, 1].
+
+  Checked chunk by chunk (a memory map or Rows of one is not read whole); non-finite values
+  are looked for in every sample before the range is.
+  """
+  _check(path, isinstance(score, (np.ndarray, Rows)) and score.dtype.kind == 'f',
          f'score must be a float array, got {getattr(score, "dtype", type(score).__name__)}',
          'score')
   _check(path, score.shape == tuple(x_shape[:-1]),
          f'score must have shape {list(x_shape[:-1])} (x without its coordinate axis), got '
          f'{list(score.shape)}', 'score')
   n = x_shape[0]
-  flat = score.reshape(n, -1)
-  bad = ~np.isfinite(flat).all(axis=1)
-  if bad.any():
-    _check(path, False, 'score contains NaN or inf', 'score', _first_bad(bad), names)
-  outside = ((flat < 0) | (flat > 1)).any(axis=1)
-  if outside.any():
-    i = _first_bad(outside)
-    row = flat[i]
-    value = row[(row < 0) | (row > 1)][0]
-    _check(path, False, f'score = {value:g} is outside [0, 1]', 'score', i, names)
-  return score if score.dtype == np.float32 else score.astype(np.float32)
+  for lo in range(0, n, _CHUNK):
+    flat = np.asarray(score[lo:lo + _CHUNK]).reshape(min(_CHUNK, n - lo), -1)
+    bad = ~np.isfinite(flat).all(axis=1)
+    if bad.any():
+      _check(path, False, 'score contains NaN or inf', 'score', lo + _first_bad(bad), names)
+  for lo in range(0, n, _CHUNK):
+    flat = np.asarray(score[lo:lo + _CHUNK]).reshape(min(_CHUNK, n - lo), -1)
+    outside = ((flat < 0) | (flat > 1)).any(axis=1)
+    if outside.any():
+      i = _first_bad(outside)
+      row = flat[i]
+      value = row[(row < 0) | (row > 1)][0]
+      _check(path, False, f'score = {value:g} is outside [0, 1]', 'score', lo + i, names)
+  if isinstance(score, Rows) or score.dtype == np.float32:
+    return score
+  return score.astype(np.float32)
 
 
 # Optional string scalar: how `prepare` normalised the coordinates ('none'; 'agcn', 'pyskl' for 3D;

@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from skeleton_anon.data.layouts import Layout
+from skeleton_anon.data.rows import Rows
 from skeleton_anon.data.transforms import array_module as _array_module, ancestor_matrix, valid_mask
 
 FAMILIES = ('body', 'motion', 'body+motion')
@@ -199,7 +200,7 @@ def sequence_features(x, lengths, layout: Layout, family: str = 'body+motion', *
     raise ValueError(f'unknown feature family {family!r}; use one of {FAMILIES}')
   if x.ndim != 5 or x.shape[3] != layout.num_joints:
     raise ValueError(f'x must be [N, M, T, {layout.num_joints}, C], got {tuple(x.shape)}')
-  if not isinstance(x, np.ndarray):
+  if not isinstance(x, (np.ndarray, Rows)):
     return _features(x.astype('float32'), lengths, layout, family, num_freqs)
   lengths = np.asarray(lengths)
   parts = [_features(np.asarray(x[lo:lo + _CHUNK], np.float32), lengths[lo:lo + _CHUNK],

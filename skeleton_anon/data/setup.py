@@ -9,7 +9,7 @@ import os
 import numpy as np
 from absl import logging
 
-from skeleton_anon.data import formats, pyskl
+from skeleton_anon.data import formats, pyskl, rows as rows_lib
 from skeleton_anon.data.dataset import SkeletonDataset, load_npz
 from skeleton_anon.data.layouts import Layout
 from skeleton_anon.errors import ConfigError, DataError
@@ -61,7 +61,7 @@ def _load(cfg) -> tuple[SkeletonDataset, str]:
     if pyskl.is_pyskl_path(cfg.path):
       # A pyskl / mmaction2 annotation pickle, normalised here; export then also writes one.
       return _load_pyskl(cfg), cfg.path
-    # Mapped, not read: the splits below copy only their own samples out of the file.
+    # Mapped, not read: the splits below are index arrays over the map (data/rows.py).
     return load_npz(cfg.path, mmap=True), cfg.path
   from skeleton_anon.data import preprocess, synthetic
   knobs = cfg.synthetic.to_dict()
@@ -105,7 +105,10 @@ def _load_pyskl(cfg) -> SkeletonDataset:
 def _crop(ds: SkeletonDataset, max_frames: int) -> SkeletonDataset:
   if max_frames <= 0 or ds.num_frames <= max_frames:
     return ds
-  ds = dataclasses.replace(ds, x=np.ascontiguousarray(ds.x[:, :, :max_frames]),
+  # A memory map is cropped as a view of the file (its splits then read the first frames only).
+  crop = (ds.x[:, :, :max_frames] if rows_lib.is_mapped(ds.x)
+          else np.ascontiguousarray(ds.x[:, :, :max_frames]))
+  ds = dataclasses.replace(ds, x=crop,
                            lengths=np.minimum(ds.lengths, max_frames).astype(np.int32),
                            score=None if ds.score is None else
                            np.ascontiguousarray(ds.score[:, :, :max_frames]))
@@ -113,8 +116,11 @@ def _crop(ds: SkeletonDataset, max_frames: int) -> SkeletonDataset:
 
 
 def _with_source_index(ds: SkeletonDataset, mask: np.ndarray) -> SkeletonDataset:
-  """ds.subset(mask), its meta['source_index'] (positions in the input file) subset with it."""
-  part = ds.subset(mask)
+  """ds.subset(mask), its meta['source_index'] (positions in the input file) subset with it.
+
+  A memory-mapped x stays on disk: the part's x is `data.rows.Rows`, its rows of the map.
+  """
+  part = ds.subset(mask, view=rows_lib.is_mapped(ds.x))
   part.meta['source_index'] = np.asarray(ds.meta['source_index'])[mask]
   return part
 

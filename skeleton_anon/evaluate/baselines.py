@@ -38,14 +38,17 @@ def recon_rmse(original: np.ndarray, changed: np.ndarray, lengths: np.ndarray) -
   return float(np.sqrt(total / count)) if count else float('nan')
 
 
-def add_noise(x: np.ndarray, lengths: np.ndarray, sigma: float, seed: int) -> np.ndarray:
+def add_noise(x: np.ndarray, lengths: np.ndarray, sigma: float, seed: int, *,
+              out: np.ndarray | None = None) -> np.ndarray:
   """x plus N(0, sigma^2) on every coordinate of valid frames of present persons.
 
   Seeded: the same (x, sigma, seed) always gives the same result. Padding stays exactly zero.
   Noise is drawn chunk by chunk from one generator, so no second full-size array is needed.
+  out: where to write (an array of x's shape, e.g. a disk-backed memory map); default a new one.
   """
   rng = np.random.default_rng(seed)
-  out = np.empty(x.shape, np.float32)
+  if out is None:
+    out = np.empty(x.shape, np.float32)
   for lo in range(0, x.shape[0], _CHUNK):
     chunk = np.asarray(x[lo:lo + _CHUNK], np.float32)
     noise = rng.standard_normal(chunk.shape, dtype=np.float32) * np.float32(sigma)

@@ -23,6 +23,7 @@ import numpy as np
 
 from skeleton_anon.data import formats, pyskl
 from skeleton_anon.data.dataset import SkeletonDataset, save_npz
+from skeleton_anon.data.rows import Rows
 from skeleton_anon.evaluate.report import write_json
 
 GENERIC_NAME = 'anonymized.npz'
@@ -54,15 +55,20 @@ def combine_splits(train: SkeletonDataset, test: SkeletonDataset,
 
   When every part carries `meta['source_index']` (its positions in the input file), the samples
   are put back in the input's order, so the export lines up with the input sample by sample.
+  When the parts' x are `data.rows.Rows` of one array at exactly those positions (the pipeline's
+  anonymized splits, pipeline/anonymized.py), that array is the combined x as it stands: no
+  copy of the coordinates is made (the same holds for score).
   """
   parts = [train, test] + ([unlabelled] if unlabelled is not None else [])
   for part in parts[1:]:
     if part.x.shape[1:] != train.x.shape[1:]:
       raise ValueError(f'sample shapes differ between the parts: {train.x.shape[1:]} and '
                        f'{part.x.shape[1:]}')
+  sources = [part.meta.get('source_index') for part in parts]
+  whole = {key: _whole(parts, sources, key) for key in ('x', 'score')}
   joined = {}
   for field in dataclasses.fields(SkeletonDataset):
-    if field.name in _NOT_PER_SAMPLE:
+    if field.name in _NOT_PER_SAMPLE or whole.get(field.name) is not None:
       continue
     values = [getattr(part, field.name) for part in parts]
     # An optional array missing from one part cannot be written for all samples: drop it.
@@ -72,13 +78,32 @@ def combine_splits(train: SkeletonDataset, test: SkeletonDataset,
     splits.append(np.zeros(unlabelled.num_samples, np.int8) if unlabelled.split is None
                   else np.asarray(unlabelled.split, np.int8))
   joined['split'] = np.concatenate(splits)
-  combined = dataclasses.replace(train, meta={'normalize': train.meta.get('normalize')},
-                                 **joined)
-  sources = [part.meta.get('source_index') for part in parts]
   if all(src is not None for src in sources):
     order = np.argsort(np.concatenate(sources), kind='stable')
-    combined = combined.subset(order)
-  return combined
+    joined = {k: None if v is None else v[order] for k, v in joined.items()}
+  elif any(v is not None for v in whole.values()):
+    raise AssertionError('whole arrays need source positions')   # _whole checked them
+  for key, value in whole.items():
+    if value is not None:
+      joined[key] = value
+  return dataclasses.replace(train, meta={'normalize': train.meta.get('normalize')}, **joined)
+
+
+def _whole(parts, sources, key: str):
+  """The one array the parts' `key` are Rows of, when together they are all of it in order
+  (part i's rows = sources[i], and the sources cover 0..N-1); else None."""
+  values = [getattr(part, key) for part in parts]
+  if any(not isinstance(v, Rows) or v.transform is not None for v in values):
+    return None
+  base = values[0].base
+  if any(v.base is not base for v in values) or any(s is None for s in sources):
+    return None
+  if not all(np.array_equal(v.index, s) for v, s in zip(values, sources)):
+    return None
+  covered = np.sort(np.concatenate([np.asarray(s) for s in sources]))
+  if len(covered) != len(base) or not np.array_equal(covered, np.arange(len(base))):
+    return None
+  return base
 
 
 def write_pyskl_export(combined: SkeletonDataset, parts: Sequence[SkeletonDataset], template,

@@ -14,18 +14,33 @@ import numpy as np
 
 from skeleton_anon.data import transforms
 from skeleton_anon.data.layouts import Layout
+from skeleton_anon.data.rows import take
 
 NUM_FRAMES = 32
 MAX_PAIRS_PER_ACTION = 2000
+# Samples per chunk of posture_trajectories: whole chunks of transforms.retarget's.
+_CHUNK = 4 * transforms.CHUNK
 
 
 def posture_trajectories(x: np.ndarray, lengths: np.ndarray, layout: Layout,
                          target_lengths: np.ndarray, num_frames: int = NUM_FRAMES) -> np.ndarray:
-  """float32 [N, num_frames * M * V * C]: retargeted, root-relative, time-resampled skeletons."""
-  moved = transforms.retarget(x, lengths, layout, target_lengths)
-  moved = moved - moved[..., layout.root:layout.root + 1, :]
-  moved = np.where(transforms.valid_mask(x, lengths)[..., None, None], moved, 0)
-  return transforms.resample(moved, lengths, num_frames).reshape(len(x), -1)
+  """float32 [N, num_frames * M * V * C]: retargeted, root-relative, time-resampled skeletons.
+
+  Computed chunk by chunk (x may be a memory map or `data.rows.Rows`): only the small result is
+  held whole. Every step is per sample, so the chunks change nothing.
+  """
+  lengths = np.asarray(lengths)
+  parts = []
+  for lo in range(0, len(x), _CHUNK):
+    chunk, n = np.asarray(x[lo:lo + _CHUNK], np.float32), lengths[lo:lo + _CHUNK]
+    moved = transforms.retarget(chunk, n, layout, target_lengths)
+    moved = moved - moved[..., layout.root:layout.root + 1, :]
+    moved = np.where(transforms.valid_mask(chunk, n)[..., None, None], moved, 0)
+    parts.append(transforms.resample(moved, n, num_frames).reshape(len(chunk), -1))
+  if not parts:
+    return np.zeros((0, num_frames * int(np.prod(x.shape[1:])) // max(1, x.shape[2])),
+                    np.float32)
+  return np.concatenate(parts, axis=0)
 
 
 def _mean_pair_distance(a: np.ndarray, b: np.ndarray, pairs: np.ndarray) -> tuple[float, float]:
@@ -46,8 +61,7 @@ def within_action_diversity(original: np.ndarray, anonymized: np.ndarray, length
   them, or `max_pairs` drawn with `seed` per action) are the same on both sides. 1 keeps the
   variety, 0 is a prototype per action. Distances are in the data's units per joint and frame.
   """
-  a = posture_trajectories(original, lengths, layout, target_lengths)
-  b = posture_trajectories(anonymized, lengths, layout, target_lengths)
+  lengths, action = np.asarray(lengths), np.asarray(action)
   rng = np.random.default_rng(seed)
   per_action, ratios, dist_a, dist_b = {}, [], [], []
   for label in np.unique(action):
@@ -58,8 +72,12 @@ def within_action_diversity(original: np.ndarray, anonymized: np.ndarray, length
     if len(i) > max_pairs:
       pick = rng.choice(len(i), max_pairs, replace=False)
       i, j = i[pick], j[pick]
-    pairs = np.stack([members[i], members[j]], axis=1)
-    orig, anon = _mean_pair_distance(a, b, pairs)
+    # One action's trajectories at a time (x may be a memory map or Rows of one): memory is
+    # bounded by the largest action, not the dataset.
+    a = posture_trajectories(take(original, members), lengths[members], layout, target_lengths)
+    b = posture_trajectories(take(anonymized, members), lengths[members], layout,
+                             target_lengths)
+    orig, anon = _mean_pair_distance(a, b, np.stack([i, j], axis=1))
     per_action[int(label)] = {'original': orig, 'anonymized': anon,
                               'ratio': anon / orig if orig > 0 else float('nan')}
     if orig > 0:

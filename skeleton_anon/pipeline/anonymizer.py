@@ -26,6 +26,9 @@ ANONYMIZER_DIR = 'anonymizer'
 # anonymizer.arch of the fitted (not trained) anonymizer, models/style_prior.py.
 STYLE_PRIOR = 'style_prior'
 STYLE_PRIOR_FILE = 'style_prior.npz'
+# About this many samples are anonymized at once (Anonymizer.chunk_size): 1024 at T=300 is
+# 180 MB of coordinates in and out.
+CHUNK_SAMPLES = 1024
 
 
 @dataclasses.dataclass
@@ -46,9 +49,38 @@ class Anonymizer:
   layout: Layout | None = None
   prior: style_prior.StylePrior | None = None
 
-  def apply(self, x, lengths, *, mesh, batch_size: int = 64) -> np.ndarray:
-    """f(R(x)) for all of x in batches, float32 [N, M, T, V, C]."""
-    x, lengths = np.asarray(x, np.float32), np.asarray(lengths, np.int32)
+  def apply(self, x, lengths, *, mesh, batch_size: int = 64, out=None) -> np.ndarray:
+    """f(R(x)) for all of x, float32 [N, M, T, V, C], written into `out` (default: a new array)
+    and returned. x may be a memory map or `data.rows.Rows`; `out` any array of x's shape, e.g.
+    a disk-backed memory map: memory stays bounded by one chunk (see `apply_chunks`)."""
+    lengths = np.asarray(lengths, np.int32)
+    if out is None:
+      out = np.empty(x.shape, np.float32)
+    for lo, chunk in self.apply_chunks(x, lengths, mesh=mesh, batch_size=batch_size):
+      out[lo:lo + len(chunk)] = chunk
+    return out
+
+  def chunk_size(self, batch_size: int) -> int:
+    """Samples anonymized at once by `apply_chunks`: whole batches of `batch_size` (the network's
+    batches are then those of one call over all of x) and whole chunks of transforms.CHUNK (the
+    style prior's and retargeting's), about CHUNK_SAMPLES of them."""
+    unit = int(np.lcm(max(1, int(batch_size)), transforms.CHUNK))
+    return unit * max(1, CHUNK_SAMPLES // unit)
+
+  def apply_chunks(self, x, lengths, *, mesh, batch_size: int = 64):
+    """Yields (start, f(R(x[start:start + n]))) over x in order, chunk by chunk (`chunk_size`).
+
+    The values are exactly those of one call over all of x: the chunks end on the batch and
+    transforms.CHUNK boundaries such a call uses.
+    """
+    lengths = np.asarray(lengths, np.int32)
+    step = self.chunk_size(batch_size)
+    for lo in range(0, len(x), step):
+      chunk = np.asarray(x[lo:lo + step], np.float32)
+      yield lo, self._apply_in_memory(chunk, lengths[lo:lo + step], mesh, batch_size)
+
+  def _apply_in_memory(self, x: np.ndarray, lengths: np.ndarray, mesh,
+                       batch_size: int) -> np.ndarray:
     if self.prior is not None:
       return style_prior.anonymize(self.prior, x, lengths, self.layout)
     if self.retarget_lengths is not None:

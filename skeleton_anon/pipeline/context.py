@@ -13,6 +13,7 @@ from absl import logging
 from jax.sharding import Mesh
 
 from skeleton_anon import pathio
+from skeleton_anon.data import rows as rows_lib
 from skeleton_anon.data.setup import PreparedData, input_files, prepare_data
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import build_classifier
@@ -128,7 +129,7 @@ class Banks(dict):
     # from which members share the bank, so a seed's classifier is the same in any bank.
     stream = f'{task}_{arch}_{digest:08x}'
     model = self.classifier(arch, num_classes)
-    x_train = np.asarray(x_train, np.float32)
+    x_train = rows_lib.float32_rows(x_train)      # a split of a mapped file stays on disk
     directory = self.io.checkpoint_dir(name)
     variables = pretrain.init_bank(model, seeds, x_train, abstract=has_checkpoint(directory))
     arrays = {'x': x_train, 'lengths': np.asarray(lengths_train, np.int32), 'label': labels_train}
@@ -145,7 +146,7 @@ class Banks(dict):
 
   def predict_logits(self, bank: Bank, x, lengths) -> np.ndarray:
     """Eval-mode logits [S, N, K] of every member of `bank` on x [N, M, T, V, C]."""
-    return pretrain.predict_logits(bank.model, bank.variables, np.asarray(x, np.float32),
+    return pretrain.predict_logits(bank.model, bank.variables, rows_lib.float32_rows(x),
                                    np.asarray(lengths, np.int32), mesh=self.mesh,
                                    batch_size=int(self.config.evaluate.batch_size),
                                    bank_form=self.form(bank.variables))
@@ -160,6 +161,7 @@ class Run:
   privacy labels (see data.setup.PreparedData). io: the workdir (markers, checkpoints, writer).
   banks: the classifier banks by name, and how to train more (see Banks).
   anonymizer: the trained Anonymizer (None before the anonymize stage).
+  anonymized: the anonymized splits, once evaluate or export has made them.
   history: stage name -> list of per-epoch metric dicts ({'epoch', 'step', 'loss', ...}).
   timing: stage name -> seconds spent in this process (0 for a skipped stage).
   """
@@ -171,6 +173,9 @@ class Run:
   anonymizer: Anonymizer | None = None
   history: dict[str, list] = dataclasses.field(default_factory=dict)
   timing: dict[str, float] = dataclasses.field(default_factory=dict)
+  # (anonymizer, {'train', 'test', 'unlabelled'}): the anonymized splits that anonymizer made,
+  # computed once for evaluate and export (pipeline/anonymized.py).
+  anonymized: tuple | None = None
 
   @property
   def workdir(self) -> str:

@@ -26,7 +26,7 @@ from skeleton_anon.data import setup as data_setup, transforms
 from skeleton_anon.evaluate import baselines, plots, render, report as report_lib, scoring
 from skeleton_anon.evaluate.export import export_anonymized
 from skeleton_anon.evaluate.leakage import majority_chance
-from skeleton_anon.pipeline import attack_evaluation
+from skeleton_anon.pipeline import anonymized, attack_evaluation
 
 TASKS = ('action', 'privacy')
 
@@ -92,8 +92,13 @@ def _ran_with(run, stage: str) -> dict | None:
   return info if info is not None else run.io.stamps.get(stage)
 
 
-def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None):
+def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None, *,
+                    retarget_target: np.ndarray | None = None):
   """All report rows, agreement, chance and RMSEs for given anonymized test (and train) data.
+
+  The arrays may be memory maps or `data.rows.Rows`; for a bounded run (pipeline/anonymized.py)
+  the noisy copies go to a scratch memory map and the retargeted test split is computed a batch
+  at a time. retarget_target: the training split's median bone lengths, when already known.
 
   Returns (evaluations, agreement, recon_rmse, timing, retrained attacker banks).
   """
@@ -127,19 +132,27 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None):
   start = time.time()
   rmse = {'anonymized': baselines.recon_rmse(test.x, anon_test, test.lengths), 'noise': []}
   noise_seed = int(cfg.get('noise_seed', run.stage_seed('noise')))
+  # One buffer for every noise level (each overwrites it whole).
+  buffer = anonymized.scratch_array(run, 'noise', test.x.shape) if cfg.noise_sigmas else None
   for i, sigma in enumerate(cfg.noise_sigmas):
-    noisy = baselines.add_noise(test.x, test.lengths, float(sigma), noise_seed + i)
+    noisy = baselines.add_noise(test.x, test.lengths, float(sigma), noise_seed + i, out=buffer)
     rmse['noise'].append({'sigma': float(sigma),
                           'rmse': baselines.recon_rmse(test.x, noisy, test.lengths)})
     found, _ = scoring.score_banks(pretrained, run.banks.predict_logits, noisy, test.lengths, labels,
                                    data='noise', sigma=float(sigma), roles=held_out)
     rows += found
+  noisy = buffer = None
+  anonymized.drop_scratch_array(run, 'noise')
   timing['evaluate_noise'] = time.time() - start
 
   if cfg.get('retarget', True):
     start = time.time()
-    target = transforms.median_bone_lengths(run.data.train.x, run.data.train.lengths, run.data.layout)
-    moved = transforms.retarget(test.x, test.lengths, run.data.layout, target)
+    target = retarget_target
+    if target is None:
+      target = transforms.median_bone_lengths(run.data.train.x, run.data.train.lengths,
+                                              run.data.layout)
+    moved = anonymized.retarget_view(test.x, test.lengths, run.data.layout, target,
+                                     lazy=anonymized.is_bounded(run))
     rmse['retarget'] = baselines.recon_rmse(test.x, moved, test.lengths)
     found, _ = scoring.score_banks(pretrained, run.banks.predict_logits, moved, test.lengths, labels,
                                    data='retarget', roles=held_out)
@@ -174,16 +187,24 @@ def run_evaluate(run) -> dict:
     raise RuntimeError('evaluate needs the trained anonymizer (the anonymize stage has not run)')
   begin = time.time()
   data = run.data
-  anon_test = run.anonymize(data.test.x, data.test.lengths)
-  # The suite and the retrained attackers learn on anonymized training data.
-  anon_train = run.anonymize(data.train.x, data.train.lengths)
-  rows, agreement, rmse, timing, attackers = evaluate_arrays(run, anon_test, anon_train)
+  # Every split anonymized once (export reuses them); the suite and the retrained attackers
+  # learn on the anonymized training data.
+  splits = anonymized.anonymized_splits(run)
+  anon_test, anon_train = splits['test'], splits['train']
+  timing_anonymize = time.time() - begin
+  retarget = run.config.evaluate.get('retarget', True)
+  target = (transforms.median_bone_lengths(data.train.x, data.train.lengths, data.layout)
+            if retarget else None)
+  rows, agreement, rmse, timing, attackers = evaluate_arrays(run, anon_test, anon_train,
+                                                             retarget_target=target)
+  timing['evaluate_anonymize'] = timing_anonymize
 
   start = time.time()
   versions = {'original': (data.train.x, data.test.x), 'anonymized': (anon_train, anon_test)}
-  if run.config.evaluate.get('retarget', True):
-    target = transforms.median_bone_lengths(data.train.x, data.train.lengths, data.layout)
-    versions['retarget'] = tuple(transforms.retarget(d.x, d.lengths, data.layout, target)
+  if retarget:
+    lazy = anonymized.is_bounded(run)
+    versions['retarget'] = tuple(anonymized.retarget_view(d.x, d.lengths, data.layout, target,
+                                                          lazy=lazy)
                                  for d in (data.train, data.test))
   suite_result = attack_evaluation.run_attack_suite(run, versions)
   timing['evaluate_attack_suite'] = time.time() - start
@@ -236,11 +257,13 @@ def run_export(run) -> dict:
   """
   if run.anonymizer is None:
     raise RuntimeError('export needs the trained anonymizer (the anonymize stage has not run)')
-  train = run.data.train.with_x(run.anonymize(run.data.train.x, run.data.train.lengths))
-  test = run.data.test.with_x(run.anonymize(run.data.test.x, run.data.test.lengths))
+  # The splits the evaluate stage anonymized (or, resumed, its scratch copy): not recomputed.
+  splits = anonymized.anonymized_splits(run)
+  train = run.data.train.with_x(splits['train'])
+  test = run.data.test.with_x(splits['test'])
   unlabelled = run.data.unlabelled
   if unlabelled is not None:
-    unlabelled = unlabelled.with_x(run.anonymize(unlabelled.x, unlabelled.lengths))
+    unlabelled = unlabelled.with_x(splits['unlabelled'])
   if not _is_writer():
     return {}
   summary = None

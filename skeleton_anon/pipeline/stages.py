@@ -9,7 +9,7 @@ from absl import logging
 from skeleton_anon.data import transforms
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import build_anonymizer
-from skeleton_anon.pipeline import evaluation
+from skeleton_anon.pipeline import anonymized, evaluation
 from skeleton_anon.pipeline.anonymizer import STYLE_PRIOR, Anonymizer, save_anonymizer
 from skeleton_anon.pipeline.context import raise_if_stopped
 from skeleton_anon.train import anonymization
@@ -149,7 +149,9 @@ def anonymize_stage(run) -> None:
     # The network learns on retargeted skeletons (body proportions already gone), so its L2 term
     # keeps f(R(x)) near R(x) and its capacity goes to what retargeting leaves: motion style.
     retarget_lengths = transforms.median_bone_lengths(x, lengths, data.layout)
-    x = transforms.retarget(x, lengths, data.layout, retarget_lengths)
+    # A split of a mapped file is retargeted a batch at a time as training reads it.
+    x = anonymized.retarget_view(x, lengths, data.layout, retarget_lengths,
+                                 lazy=anonymized.is_bounded(run))
     logging.info('anonymize: bones retargeted to the training medians before the anonymizer')
   # Keypoint confidences weight the reconstruction term (losses.reconstruction_mse).
   scores = {} if data.train.score is None else {'score': data.train.score}
@@ -204,6 +206,8 @@ def evaluate_stage(run) -> None:
     return
   evaluation.run_evaluate(run)
   run.io.markers.mark('evaluate')
+  if not run.config.export.enabled:
+    anonymized.remove_scratch(run)
 
 
 def export_stage(run) -> None:
@@ -216,6 +220,7 @@ def export_stage(run) -> None:
     return
   evaluation.run_export(run)
   run.io.markers.mark('export')
+  anonymized.remove_scratch(run)      # the anonymized splits are in export/ now
 
 
 STAGES = (('pretrain', pretrain_stage), ('anonymize', anonymize_stage),

@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from skeleton_anon.data import rows as rows_lib
+
 DATA_AXIS = 'data'
 
 
@@ -86,11 +88,12 @@ def gather_batch(arrays: dict, indices: np.ndarray, batch_size: int, mesh: Mesh)
   """Global sharded batch of `arrays[k][indices]`, padded to a device multiple with a `weight` key.
 
   `indices` are the global batch's sample indices (every process computes the same list); each process
-  gathers only its own rows, so on a pod no process touches another's data.
+  gathers only its own rows, so on a pod no process touches another's data. An array may be a
+  memory map or `data.rows.Rows` (a split of a mapped file): only the batch's rows are read.
   """
   size = padded_batch_size(batch_size, mesh)
   idx, weight = pad_indices(indices, size)
   rows = local_rows(size)
-  local = {k: np.asarray(v)[idx[rows]] for k, v in arrays.items()}
+  local = {k: rows_lib.take(v, idx[rows]) for k, v in arrays.items()}
   local['weight'] = weight[rows]
   return to_global(local, mesh, size)
