@@ -19,7 +19,10 @@ one object per stage, {"stage", "seconds", "peak_anon_mib"} ('load' is make_run:
 loaded, validated and split, the workdir checked), then {"stage": "total", ...} with the
 sample count, the file's size and the machine's memory.
 
---keep leaves the data file and the workdir (under --dir, default a temporary folder) in place.
+--keep leaves the data file and the workdir (under --dir, default a temporary folder) in place
+(a kept file is reused by the next run with the same --samples). --trace=CSV writes the peak of
+every 0.5 s window with its stage; --max_anon_mib=M aborts (exit 3) when RssAnon passes M, for
+shared machines. Results of 2026-12-02: BENCHMARKS.md "Bounded memory from input to export".
 """
 
 from __future__ import annotations
@@ -125,24 +128,27 @@ def _write_member(z: zipfile.ZipFile, key: str, array: np.ndarray) -> None:
     np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
 
 
-def _base_set(seed: int):
+def _base_set(seed: int, base: dict | None = None, num_frames: int = NUM_FRAMES):
   """The small set every copy is made from, agcn-normalised like a `prepare`d NTU file."""
   from skeleton_anon.data import preprocess, synthetic
-  ds = synthetic.make_synthetic(**BASE, num_frames=NUM_FRAMES, num_persons=NUM_PERSONS,
-                                seed=seed)
+  ds = synthetic.make_synthetic(**(base or BASE), num_frames=num_frames,
+                                num_persons=NUM_PERSONS, seed=seed)
   out = preprocess.normalize(ds.x, ds.lengths, ds.get_layout(), 'agcn')
   return ds, out.x, out.lengths
 
 
-def write_ntu_sized(path: str, num_samples: int, *, seed: int = 0) -> dict:
+def write_ntu_sized(path: str, num_samples: int, *, seed: int = 0, base: dict | None = None,
+                    num_frames: int = NUM_FRAMES) -> dict:
   """Writes the synthetic NTU60-shaped npz at `path` chunk by chunk; returns facts about it.
 
-  Sample i is base sample order[i % B] of copy i // B (B = 2400 base samples, `order` a fixed
-  permutation so that any prefix mixes subjects and actions), plus the copy's own noise on
-  valid frames of present persons. Names say the copy as setup S<copy+1>.
+  Sample i is base sample order[i % B] of copy i // B (B = the base set's size, 2400 with the
+  default `base`; `order` a fixed permutation so that any prefix mixes subjects and actions),
+  plus the copy's own noise on valid frames of present persons. Names say the copy as setup
+  S<copy+1>. `base` (make_synthetic's subjects, actions, repetitions, views) and `num_frames`
+  shrink it for tests.
   """
   from skeleton_anon.data.transforms import valid_mask
-  ds, base_x, base_lengths = _base_set(seed)
+  ds, base_x, base_lengths = _base_set(seed, base, num_frames)
   num_base = len(base_x)
   rng = np.random.default_rng([seed, 7])
   order = rng.permutation(num_base)
@@ -157,7 +163,7 @@ def write_ntu_sized(path: str, num_samples: int, *, seed: int = 0) -> dict:
       'camera': ds.camera[pick].astype(np.int32), 'setup': (copy + 1).astype(np.int32),
       'replication': ds.replication[pick].astype(np.int32),
       'layout': np.asarray('ntu25'), 'normalize': np.asarray('agcn')}
-  shape = (num_samples, NUM_PERSONS, NUM_FRAMES, NUM_JOINTS, 3)
+  shape = (num_samples, NUM_PERSONS, num_frames, NUM_JOINTS, 3)
   tmp = path + '.partial'
   with zipfile.ZipFile(tmp, 'w', zipfile.ZIP_STORED, allowZip64=True) as z:
     with z.open('x.npy', 'w', force_zip64=True) as f:
