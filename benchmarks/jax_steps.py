@@ -36,13 +36,18 @@ ALPHA, BETA = 0.1, 0.0067
 ANONYMIZER_LR, PRIVACY_LR, WEIGHT_DECAY = 0.0018, 0.003, 1e-5
 
 
-def peak_rss_mib() -> float:
-  """This process's peak resident set size (VmHWM) in MiB."""
+def proc_status_mib(field: str) -> float:
+  """A kB field of /proc/self/status (e.g. VmHWM, RssAnon) in MiB."""
   with open('/proc/self/status') as f:
     for line in f:
-      if line.startswith('VmHWM:'):
+      if line.startswith(field + ':'):
         return int(line.split()[1]) / 1024.0
-  raise RuntimeError('VmHWM missing from /proc/self/status')
+  raise RuntimeError(f'{field} missing from /proc/self/status')
+
+
+def peak_rss_mib() -> float:
+  """This process's peak resident set size (VmHWM) in MiB."""
+  return proc_status_mib('VmHWM')
 
 
 def make_batch(batch: int, frames: int, seed: int = 0) -> dict:

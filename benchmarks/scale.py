@@ -45,6 +45,8 @@ if REPO not in sys.path:
 
 import numpy as np  # noqa: E402
 
+from benchmarks.jax_steps import proc_status_mib  # noqa: E402
+
 NTU60_SAMPLES = 56_880
 NUM_PERSONS, NUM_FRAMES, NUM_JOINTS = 2, 300, 25
 # NTU RGB+D's cross-subject training performers (1-based, as in the names).
@@ -57,12 +59,9 @@ CHUNK = 256                 # samples written at once
 # ---------------------------------------------------------------- memory sampling
 
 def rss_anon_mib() -> float:
-  """This process's RssAnon (anonymous resident memory) in MiB, from /proc/self/status."""
-  with open('/proc/self/status') as f:
-    for line in f:
-      if line.startswith('RssAnon:'):
-        return int(line.split()[1]) / 1024.0
-  return float('nan')
+  """This process's RssAnon (anonymous resident memory) in MiB: the memory map's file-backed
+  pages do not count."""
+  return proc_status_mib('RssAnon')
 
 
 class PeakSampler:

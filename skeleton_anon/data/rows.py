@@ -100,10 +100,6 @@ class Rows:
     out = self._read(np.arange(len(self)))
     return out if dtype is None else out.astype(dtype, copy=False)
 
-  def materialize(self) -> np.ndarray:
-    """Every selected row as one in-memory array (what the class avoids; small data only)."""
-    return np.asarray(self)
-
 
 def _as_index(key, length: int) -> np.ndarray:
   key = np.asarray(key)

@@ -102,8 +102,7 @@ def cast_floats(tree, dtype):
 
 def _f32(tree):
   """A network's output, back to float32 for the losses and metrics."""
-  return jax.tree.map(lambda a: a.astype(jnp.float32)
-                      if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+  return cast_floats(tree, jnp.float32)
 
 
 def _compute_variables(variables: dict, dtype) -> dict:
