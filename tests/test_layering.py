@@ -12,9 +12,10 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / 'skeleton_anon'
 
 # Layer rank; a module may import modules of equal or lower rank. train and evaluate are siblings:
-# neither may import the other. errors and pathio (workdir paths) sit below everything.
-RANKS = {'errors': 0, 'pathio': 0, 'data': 1, 'models': 2, 'train': 3, 'evaluate': 3, 'attacks': 4,
-         'pipeline': 5}
+# neither may import the other. errors, pathio (workdir paths) and multihost (process 0 reads for
+# every process) sit below everything.
+RANKS = {'errors': 0, 'pathio': 0, 'multihost': 0, 'data': 1, 'models': 2, 'train': 3,
+         'evaluate': 3, 'attacks': 4, 'pipeline': 5}
 SIBLINGS_APART = {('train', 'evaluate'), ('evaluate', 'train')}
 CLI_RANK = 6
 

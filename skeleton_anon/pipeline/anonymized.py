@@ -28,7 +28,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from skeleton_anon import pathio
+from skeleton_anon import multihost, pathio
 from skeleton_anon.data import rows as rows_lib, transforms
 from skeleton_anon.data.rows import Rows
 
@@ -131,6 +131,9 @@ def anonymized_splits(run) -> dict:
     total = sum(len(s) for s in sources)
     shape = (total,) + tuple(parts[0][1].x.shape[1:])
     everything = _reuse(run, shape) if is_bounded(run) else None
+    # Anonymizing is a collective over every process's devices: all reuse, or all recompute.
+    if not multihost.every_process(everything is not None):
+      everything = None
     if everything is None:
       everything = scratch_array(run, ANONYMIZED, shape)
       for (name, part), source in zip(parts, sources):

@@ -12,15 +12,14 @@ from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
-from skeleton_anon import pathio
+from skeleton_anon import multihost, pathio
 from skeleton_anon.data import transforms
 from skeleton_anon.data.layouts import Layout, get_layout
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import build_anonymizer, style_prior
 from skeleton_anon.pipeline.workdir import StageMarkers
-from skeleton_anon.train import parallel, pretrain
+from skeleton_anon.train import checkpoint, parallel, pretrain
 
 ANONYMIZER_DIR = 'anonymizer'
 # anonymizer.arch of the fitted (not trained) anonymizer, models/style_prior.py.
@@ -100,9 +99,7 @@ def save_anonymizer(anonymizer: Anonymizer, workdir: str, *, knobs: dict, num_pe
       pathio.atomic_write(directory / STYLE_PRIOR_FILE, lambda f: np.savez(f, **arrays),
                           binary=True)
   else:
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(directory / 'variables', anonymizer.variables, force=True)
-    checkpointer.wait_until_finished()
+    checkpoint.save_tree(directory / 'variables', anonymizer.variables)
   layout = anonymizer.layout
   info = {'arch': anonymizer.arch, 'knobs': knobs, 'num_persons': num_persons,
           'num_joints': num_joints, 'num_frames': num_frames, 'layout': layout_name,
@@ -115,23 +112,37 @@ def save_anonymizer(anonymizer: Anonymizer, workdir: str, *, knobs: dict, num_pe
     pathio.write_json(directory / 'anonymizer.json', info, indent=2)
 
 
+def _read_info(workdir, directory) -> dict | None:
+  """anonymizer.json, or None when the anonymize stage has not finished (process 0's disk)."""
+  info_path = directory / 'anonymizer.json'
+  if not info_path.exists() or not StageMarkers(workdir).done('anonymize'):
+    return None
+  return pathio.read_json(info_path)
+
+
+def _read_prior(directory) -> dict[str, np.ndarray]:
+  with (directory / STYLE_PRIOR_FILE).open('rb') as f, np.load(f, allow_pickle=False) as arrays:
+    return {name: arrays[name] for name in arrays.files}
+
+
 def load_anonymizer(workdir: str, mesh=None) -> tuple[Anonymizer, dict]:
   """(Anonymizer, info) of a workdir whose anonymize stage finished.
 
   info holds arch, knobs, num_persons, num_joints, num_frames, layout, edges (custom layouts),
-  normalize (how the training data was normalised, None when unknown), retarget_lengths (None unless anonymizer.retarget_first) and step; the variables are
-  replicated on `mesh` (default: all devices). Raises ConfigError when there is none.
+  normalize (how the training data was normalised, None when unknown), retarget_lengths (None
+  unless anonymizer.retarget_first) and step; the variables are replicated on `mesh` (default:
+  all devices). Raises ConfigError when there is none. With several processes, process 0 reads
+  the files and hands them to the others (a collective).
   """
   directory = pathio.as_path(workdir) / ANONYMIZER_DIR
-  info_path = directory / 'anonymizer.json'
-  if not info_path.exists() or not StageMarkers(workdir).done('anonymize'):
+  info = multihost.from_process_0(lambda: _read_info(workdir, directory))
+  if info is None:
     raise ConfigError(f'{workdir}: no trained anonymizer (run the pipeline\'s anonymize stage '
                       'first)')
-  info = pathio.read_json(info_path)
   layout = get_layout(info['layout'], edges=info.get('edges'), num_joints=info['num_joints'])
   if info['arch'] == STYLE_PRIOR:
-    with (directory / STYLE_PRIOR_FILE).open('rb') as f, np.load(f, allow_pickle=False) as arrays:
-      prior = style_prior.StylePrior.from_arrays(arrays)
+    prior = style_prior.StylePrior.from_arrays(
+        multihost.arrays_from_process_0(lambda: _read_prior(directory)))
     return Anonymizer(STYLE_PRIOR, None, {}, 0, layout=layout, prior=prior), info
   channels = int(info.get('num_channels', 3))  # files written before 2D support: 3D
   model = build_anonymizer(info['arch'], num_persons=info['num_persons'],
@@ -140,10 +151,8 @@ def load_anonymizer(workdir: str, mesh=None) -> tuple[Anonymizer, dict]:
   x = np.zeros((1, info['num_persons'], info['num_frames'], info['num_joints'], channels),
                np.float32)
   like = jax.eval_shape(model.init, jax.random.key(0), x, np.ones(1, np.int32))
-  mesh = mesh or parallel.make_mesh()
-  sharding = parallel.replicated(mesh)
-  like = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), like)
-  variables = ocp.StandardCheckpointer().restore(directory / 'variables', like)
+  variables = checkpoint.restore_tree(directory / 'variables', like,
+                                      mesh or parallel.make_mesh())
   retarget_lengths = info.get('retarget_lengths')
   if retarget_lengths is not None:
     retarget_lengths = np.asarray(retarget_lengths, np.float32)

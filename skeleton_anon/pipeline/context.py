@@ -12,7 +12,7 @@ import numpy as np
 from absl import logging
 from jax.sharding import Mesh
 
-from skeleton_anon import pathio
+from skeleton_anon import multihost, pathio
 from skeleton_anon.data import rows as rows_lib
 from skeleton_anon.data.setup import PreparedData, input_files, prepare_data
 from skeleton_anon.errors import ConfigError
@@ -20,7 +20,7 @@ from skeleton_anon.models import build_classifier
 from skeleton_anon.pipeline import fingerprints
 from skeleton_anon.pipeline.anonymizer import Anonymizer
 from skeleton_anon.pipeline.workdir import (StageMarkers, check_config, config_dict,
-                                            from_process_0, stored_config)
+                                            stored_config)
 from skeleton_anon.train import parallel, pretrain, steps
 from skeleton_anon.train.checkpoint import has_checkpoint
 from skeleton_anon.train.loop import StopRequested
@@ -214,7 +214,8 @@ def _stage_stamps(config, workdir: str, previous: dict | None, markers: StageMar
   `markers` are process 0's (synced). Process 0 lists the input files too (another host's copy
   of the data has other modification times), so every process makes the same decisions."""
   plain = config_dict(config)
-  files = from_process_0(lambda: fingerprints.input_files_digest(input_files(config.data)))
+  files = multihost.from_process_0(
+      lambda: fingerprints.input_files_digest(input_files(config.data)))
   prints = fingerprints.fingerprints(plain, files)
   stale = fingerprints.invalidate_stale(markers, str(pathio.as_path(workdir) / 'checkpoints'),
                                         plain, prints, previous=previous, data_files=files,

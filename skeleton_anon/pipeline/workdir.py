@@ -12,10 +12,10 @@ import datetime
 import json
 
 import jax
-import numpy as np
 
 from skeleton_anon import pathio
 from skeleton_anon.errors import ConfigError
+from skeleton_anon.multihost import from_process_0
 
 # Keys that may change between runs of one workdir without mixing two experiments.
 _VOLATILE = ('allow_config_change', 'debug')
@@ -43,35 +43,6 @@ def config_dict(config) -> dict:
   """The config as plain JSON data, without the keys that may change between runs."""
   data = json.loads(config.to_json_best_effort(sort_keys=True))
   return {k: v for k, v in data.items() if k not in _VOLATILE}
-
-
-def from_process_0(read):
-  """read()'s result (JSON data) on process 0, handed to every process.
-
-  A collective: every process calls it at the same point of the run; `read` runs on process 0
-  only. An error in `read` is raised on every process (the others name process 0's error).
-  """
-  if jax.process_count() == 1:
-    return read()
-  from jax.experimental import multihost_utils
-  payload, error = b'', None
-  if jax.process_index() == 0:
-    try:
-      payload = json.dumps({'value': read()}).encode()
-    except Exception as e:  # pylint: disable=broad-except
-      error = e
-      payload = json.dumps({'error': f'{type(e).__name__}: {e}'}).encode()
-  size = int(multihost_utils.broadcast_one_to_all(np.int32(len(payload))))
-  # Power-of-two buffers: few shapes, so the broadcast compiles a few times per run at most.
-  buffer = np.zeros(max(1024, 1 << (size - 1).bit_length()), np.uint8)
-  buffer[:len(payload)] = np.frombuffer(payload, np.uint8)
-  message = json.loads(np.asarray(multihost_utils.broadcast_one_to_all(buffer))[:size]
-                       .tobytes().decode())
-  if 'error' in message:
-    if jax.process_index() == 0:
-      raise error
-    raise RuntimeError(f'process 0 could not read the workdir: {message["error"]}')
-  return message['value']
 
 
 def _write_json(path, data) -> None:

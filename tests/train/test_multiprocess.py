@@ -159,10 +159,39 @@ def separate_disk_runs(workdir: str) -> list[dict]:
   return out
 
 
+def multihost_answers() -> dict:
+  """What skeleton_anon.multihost's collectives give this process (process 0's values are
+  its own index times ten, so a process that read its own would show it)."""
+  import jax
+  from skeleton_anon import multihost
+  mine = jax.process_index()
+
+  def read():
+    return {'a': np.full((2, 3), 10 * mine, np.float32), 'n': np.int32(7 + mine)}
+
+  def failing_read():
+    raise ValueError(f'bad file on process {mine}')
+
+  out = {'no_like': {k: np.asarray(v).tolist()
+                     for k, v in multihost.arrays_from_process_0(read).items()},
+         'like': {k: np.asarray(v).tolist() for k, v in multihost.arrays_from_process_0(
+             read, {'a': np.zeros((2, 3), np.float32), 'n': np.int32(0)}).items()},
+         'json': multihost.from_process_0(lambda: {'from': mine}),
+         'every_true': multihost.every_process(True),
+         'every_only_0': multihost.every_process(mine == 0)}
+  try:
+    multihost.arrays_from_process_0(failing_read)
+    out['error'] = None
+  except Exception as e:  # pylint: disable=broad-except
+    out['error'] = f'{type(e).__name__}: {e}'
+  out['after_error'] = multihost.from_process_0(lambda: 'still in step')
+  return out
+
+
 def worker(argv) -> None:
   parser = argparse.ArgumentParser()
   parser.add_argument('--worker', action='store_true')
-  parser.add_argument('--mode', default='engine', choices=['engine', 'separate_disks'])
+  parser.add_argument('--mode', default='engine', choices=['engine', 'separate_disks', 'multihost'])
   parser.add_argument('--out', required=True)
   parser.add_argument('--workdir', required=True)
   parser.add_argument('--coordinator', required=True)
@@ -174,9 +203,11 @@ def worker(argv) -> None:
     jax.config.update('jax_cpu_collectives_implementation', 'gloo')
     jax.distributed.initialize(coordinator_address=args.coordinator,
                                num_processes=args.num_processes, process_id=args.process_id)
-  if args.mode == 'separate_disks':     # every process reports, to its own --out
+  if args.mode != 'engine':     # every process reports, to its own --out
+    result = ({'runs': separate_disk_runs(args.workdir)} if args.mode == 'separate_disks'
+              else multihost_answers())
     with open(args.out, 'w') as f:
-      json.dump({'runs': separate_disk_runs(args.workdir)}, f)
+      json.dump(result, f)
     return
   result = {'process_count': jax.process_count(), 'device_count': jax.device_count(),
             'local_device_count': jax.local_device_count(),
@@ -266,20 +297,18 @@ def _tree(root) -> dict:
 
 def test_processes_with_separate_disks_follow_process_0(tmp_path):
   """Each process has its own workdir (disks not shared); process 1's holds another experiment's
-  config and markers. Process 0 decides: one consistent run, rerun without retraining, and
-  nothing written to process 1's disk."""
+  config, markers and anonymizer. Process 0 decides, writes and reads every checkpoint: one
+  consistent run, rerun from process 0's checkpoints without retraining, and nothing written to
+  process 1's disk."""
   disks = [tmp_path / 'disk_0', tmp_path / 'disk_1']
-  # Orbax's folders must be storage both reach (its save waits for the folders process 0 makes;
-  # on a pod that is the gs:// workdir): links stand in for it. The bookkeeping is not shared.
-  for shared in ('checkpoints', 'anonymizer'):
-    (disks[0] / shared).mkdir(parents=True)
-    (disks[1] / shared).parent.mkdir(exist_ok=True)
-    (disks[1] / shared).symlink_to(disks[0] / shared)
-  # On its own, process 1 would refuse this config, or skip the stages these markers name.
+  # On its own, process 1 would refuse this config, skip the stages these markers name, or load
+  # this other experiment's anonymizer.
+  (disks[1] / 'stages').mkdir(parents=True)
   (disks[1] / 'config.json').write_text(json.dumps({'seed': 12345}))
-  (disks[1] / 'stages').mkdir()
   for stage in ('pretrain', 'anonymize', 'evaluate'):
     (disks[1] / 'stages' / f'{stage}.json').write_text('{"finished": "another experiment"}')
+  (disks[1] / 'anonymizer').mkdir()
+  (disks[1] / 'anonymizer' / 'anonymizer.json').write_text('{"arch": "another experiment"}')
   before = _tree(disks[1])
   codes = _load_launcher().launch(
       [sys.executable, os.path.abspath(__file__), '--worker', '--mode=separate_disks',
@@ -302,8 +331,33 @@ def test_processes_with_separate_disks_follow_process_0(tmp_path):
   assert results[0][0]['anonymizer_abs_sum'] == results[1][0]['anonymizer_abs_sum']
   # Only process 0 writes: process 1's disk is as it was.
   assert _tree(disks[1]) == before
+  written = set(_tree(disks[0]))
   assert {'config.json', 'stages/pretrain.json', 'stages/anonymize.json',
-          'stages/evaluate.json'} <= set(_tree(disks[0]))
+          'stages/evaluate.json', 'anonymizer/anonymizer.json'} <= written
+  assert any(name.startswith('checkpoints/') for name in written)
+  assert any(name.startswith('anonymizer/variables/') for name in written)
+
+
+def test_multihost_collectives_hand_process_0_reads_to_every_process(tmp_path):
+  codes = _load_launcher().launch(
+      [sys.executable, os.path.abspath(__file__), '--worker', '--mode=multihost',
+       f'--out={tmp_path}/process_{{process_id}}.json', f'--workdir={tmp_path}',
+       '--coordinator={coordinator}', '--num_processes={num_processes}',
+       '--process_id={process_id}'],
+      num_processes=2, devices_per_process=1, log_dir=str(tmp_path / 'logs'), timeout=120,
+      cwd=REPO)
+  if any(codes):
+    logs = ''.join((tmp_path / 'logs' / f'process_{i}.log').read_text()[-1500:] for i in (0, 1))
+    raise AssertionError(f'exit statuses {codes}\n{logs}')
+  answers = [json.loads((tmp_path / f'process_{i}.json').read_text()) for i in (0, 1)]
+  for got in answers:
+    assert got['no_like'] == got['like'] == {'a': [[0.0] * 3] * 2, 'n': 7}
+    assert got['json'] == {'from': 0}
+    assert got['every_true'] is True and got['every_only_0'] is False
+    assert got['after_error'] == 'still in step'
+  assert answers[0]['error'] == 'ValueError: bad file on process 0'
+  assert answers[1]['error'].startswith('RuntimeError: process 0 could not read the workdir: '
+                                        'ValueError: bad file on process 0')
 
 
 def test_launcher_gives_each_process_its_coordinates_and_devices():
