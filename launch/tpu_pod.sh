@@ -7,9 +7,10 @@
 # Every worker runs the same command (gcloud ... ssh --worker=all). `--distributed` makes each
 # process call jax.distributed.initialize(), which on a TPU pod finds the coordinator, process
 # count and process id by itself; each process then feeds only its own rows of every global batch
-# and Orbax writes one checkpoint from all of them. The workdir must be storage every worker sees
-# (a gs:// bucket or a shared filesystem), and the dataset file must exist on every worker at the
-# config's data.path, e.g. copied with
+# and process 0 alone writes the workdir (markers, checkpoints, reports, exports) and hands what it
+# reads there to the others. A gs:// bucket keeps the results off the workers' disks (a local
+# workdir works too: everything lands on worker 0). The dataset file must exist on every worker
+# at the config's data.path, e.g. copied with
 #   gcloud compute tpus tpu-vm scp data/etri_gender.npz TPU_NAME:~/skeleton_anon/data/ \
 #       --zone=ZONE --worker=all
 #

@@ -59,9 +59,9 @@ def _options(single: bool) -> ocp.options.MultiprocessingOptions:
 
 def save_tree(directory, tree) -> None:
   """Writes one pytree of replicated arrays to `directory` (Orbax), from process 0 alone."""
-  host = _host_tree(tree)
-  if not multihost.is_primary():
+  if not multihost.is_primary():   # its copy is process 0's: replicated state, no collective
     return
+  host = _host_tree(tree)
   path = pathio.as_path(directory)
   path.parent.mkdir(parents=True, exist_ok=True)
   checkpointer = ocp.StandardCheckpointer(
@@ -107,9 +107,9 @@ class StageCheckpointer:
 
   def save(self, step: int, networks: dict, meta: dict, rng: jax.Array) -> None:
     """Writes `networks` (pytrees of arrays), `meta` (JSON: iterator state, history...), `rng`."""
-    items = {name: ocp.args.StandardSave(_host_tree(tree)) for name, tree in networks.items()}
-    if self._manager is None:
+    if self._manager is None:     # not process 0: the state is replicated, process 0 writes it
       return
+    items = {name: ocp.args.StandardSave(_host_tree(tree)) for name, tree in networks.items()}
     items[_META] = ocp.args.JsonSave(meta)
     items[_RNG] = ocp.args.StandardSave({'key_data': np.asarray(jax.random.key_data(rng))})
     self._manager.save(int(step), args=ocp.args.Composite(**items), force=True)
