@@ -108,7 +108,7 @@ def _brief(result: dict) -> str:
   return ', '.join(parts)
 
 
-def _ratio(a, b):
+def ratio(a, b):
   return a / b if a and b else None
 
 
@@ -143,9 +143,9 @@ def step_benchmarks(args, plan) -> list[dict]:
     if ref_options['batch'] != batch:
       ref['batch_reduced_for_memory'] = True
     results.append(ref)
-    mine['speedup_vs_reference'] = _ratio(mine.get('samples_per_s'), ref.get('samples_per_s'))
+    mine['speedup_vs_reference'] = ratio(mine.get('samples_per_s'), ref.get('samples_per_s'))
     if measure == 'min_step':
-      mine['rss_fraction_of_reference'] = _ratio(mine.get('peak_rss_mib'), ref.get('peak_rss_mib'))
+      mine['rss_fraction_of_reference'] = ratio(mine.get('peak_rss_mib'), ref.get('peak_rss_mib'))
       mine['reference_gflop_per_step'] = ref.get('gflop_per_step')
   for measure in plan['ensemble']:
     results.append(ours(measure, args.timeout_s, batch=plan['ensemble_batch'],
@@ -159,7 +159,7 @@ def step_benchmarks(args, plan) -> list[dict]:
   loop = by_name.get('ensemble_min_step_loop')
   for form in ('vmap', 'map'):
     if loop and f'ensemble_min_step_{form}' in by_name:
-      by_name[f'ensemble_min_step_{form}']['speedup_vs_loop'] = _ratio(
+      by_name[f'ensemble_min_step_{form}']['speedup_vs_loop'] = ratio(
           by_name[f'ensemble_min_step_{form}'].get('samples_per_s'), loop.get('samples_per_s'))
   return results
 
@@ -191,8 +191,8 @@ def data_benchmarks(args, plan, work_dir: str) -> list[dict]:
   prenorm_ours, prenorm_naive = data_bench.bench_pre_normalization(inputs, repeats=5)
   prenorm_naive['name'] = 'pre_normalization_naive'
   results += [parse_ours, parse_naive, prenorm_ours, prenorm_naive]
-  parse_ours['speedup_vs_naive'] = _ratio(parse_ours['frames_per_s'], parse_naive['frames_per_s'])
-  prenorm_ours['speedup_vs_naive'] = _ratio(prenorm_ours['samples_per_s'],
+  parse_ours['speedup_vs_naive'] = ratio(parse_ours['frames_per_s'], parse_naive['frames_per_s'])
+  prenorm_ours['speedup_vs_naive'] = ratio(prenorm_ours['samples_per_s'],
                                             prenorm_naive['samples_per_s'])
   for workers in plan['workers']:
     results.append(data_bench.bench_read_ntu(inputs, workers))
@@ -202,9 +202,9 @@ def data_benchmarks(args, plan, work_dir: str) -> list[dict]:
     ref_norm = reference(args, 'pre_normalization', args.timeout_s, data_npy=inputs.npy_path,
                          out_npy=out_npy)
     results += [ref_parse, ref_norm]
-    parse_ours['speedup_vs_reference'] = _ratio(parse_ours['frames_per_s'],
+    parse_ours['speedup_vs_reference'] = ratio(parse_ours['frames_per_s'],
                                                 ref_parse.get('frames_per_s'))
-    prenorm_ours['speedup_vs_reference'] = _ratio(prenorm_ours['samples_per_s'],
+    prenorm_ours['speedup_vs_reference'] = ratio(prenorm_ours['samples_per_s'],
                                                   ref_norm.get('samples_per_s'))
     if os.path.exists(out_npy):
       prenorm_ours['max_abs_diff_vs_reference'] = data_bench.compare_with_reference_output(
@@ -222,7 +222,7 @@ def add_matmul_fractions(results: list[dict]) -> None:
   for r in results:
     if r['name'] in ('matmul_f32', 'reference_matmul_f32') or not r.get('gflop_per_s'):
       continue
-    r['fraction_of_matmul'] = _ratio(r['gflop_per_s'], matmul.get(r.get('implementation')))
+    r['fraction_of_matmul'] = ratio(r['gflop_per_s'], matmul.get(r.get('implementation')))
 
 
 # XLA CPU settings tried on the min step (batch 8, T=64) with --variants: the default lowers dots

@@ -35,12 +35,13 @@ def one_round(args, index: int) -> dict:
   ensemble = dict(batch=8, frames=32, warmup=1, repeats=args.repeats)
   mapped = bench_run.ours('ensemble_min_step_map', args.timeout_s, **ensemble)
   loop = bench_run.ours('ensemble_min_step_loop', args.timeout_s, **ensemble)
-  ratio = bench_run._ratio  # pylint: disable=protected-access
+  speed = lambda result: result.get('samples_per_s')
   summary = {
       'round': index, 'load_before': load, 'load_after': os.getloadavg()[0],
-      'min_step_vs_reference': ratio(mine.get('samples_per_s'), ref.get('samples_per_s')),
-      'min_step_fraction_of_matmul': ratio(mine.get('gflop_per_s'), matmul.get('gflop_per_s')),
-      'ensemble_map_vs_loop': ratio(mapped.get('samples_per_s'), loop.get('samples_per_s')),
+      'min_step_vs_reference': bench_run.ratio(speed(mine), speed(ref)),
+      'min_step_fraction_of_matmul': bench_run.ratio(mine.get('gflop_per_s'),
+                                                     matmul.get('gflop_per_s')),
+      'ensemble_map_vs_loop': bench_run.ratio(speed(mapped), speed(loop)),
   }
   bench_run.log(f'round {index}: ' + ', '.join(
       f'{k}={v:.3f}' for k, v in summary.items() if isinstance(v, float)))

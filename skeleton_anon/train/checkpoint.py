@@ -52,7 +52,9 @@ def has_checkpoint(directory: str) -> bool:
   return multihost.from_process_0(lambda: _has_local_checkpoint(directory))
 
 
-def _options(single: bool) -> ocp.options.MultiprocessingOptions:
+def _options() -> ocp.options.MultiprocessingOptions:
+  """Orbax's processes: all of one, or process 0 alone of several."""
+  single = jax.process_count() == 1
   return ocp.options.MultiprocessingOptions(primary_host=0,
                                             active_processes=None if single else {0})
 
@@ -64,8 +66,7 @@ def save_tree(directory, tree) -> None:
   host = _host_tree(tree)
   path = pathio.as_path(directory)
   path.parent.mkdir(parents=True, exist_ok=True)
-  checkpointer = ocp.StandardCheckpointer(
-      multiprocessing_options=_options(jax.process_count() == 1))
+  checkpointer = ocp.StandardCheckpointer(multiprocessing_options=_options())
   checkpointer.save(path, host, force=True)
   checkpointer.wait_until_finished()
 
@@ -73,8 +74,7 @@ def save_tree(directory, tree) -> None:
 def restore_tree(directory, like, mesh: Mesh):
   """The pytree save_tree wrote, read by process 0 and replicated on `mesh` on every process."""
   def read():
-    checkpointer = ocp.StandardCheckpointer(
-        multiprocessing_options=_options(jax.process_count() == 1))
+    checkpointer = ocp.StandardCheckpointer(multiprocessing_options=_options())
     return checkpointer.restore(pathio.as_path(directory), _numpy_like(like))
   return parallel.replicate(multihost.arrays_from_process_0(read, like), mesh)
 
@@ -88,7 +88,7 @@ def _manager(directory, max_to_keep: int) -> ocp.CheckpointManager:
       directory,
       options=ocp.CheckpointManagerOptions(
           max_to_keep=max_to_keep, create=single, enable_async_checkpointing=False,
-          multiprocessing_options=_options(single)))
+          multiprocessing_options=_options()))
 
 
 class StageCheckpointer:
@@ -117,6 +117,7 @@ class StageCheckpointer:
 
   def restore(self, step: int, like: dict, mesh: Mesh) -> tuple[dict, dict, jax.Array]:
     """(networks, meta, rng) at `step`; `like` gives each network's tree structure, shapes, dtypes."""
+    small = {}     # process 0's metadata and key data, sent after the arrays
 
     def read():
       items = {name: ocp.args.StandardRestore(_numpy_like(tree)) for name, tree in like.items()}
@@ -124,11 +125,11 @@ class StageCheckpointer:
       items[_RNG] = ocp.args.StandardRestore()
       restored = self._manager.restore(int(step), args=ocp.args.Composite(**items))
       key = np.asarray(restored[_RNG]['key_data'])
-      self._small = {'meta': dict(restored[_META]), 'key': key.tolist(), 'dtype': str(key.dtype)}
+      small.update(meta=dict(restored[_META]), key=key.tolist(), dtype=str(key.dtype))
       return {name: restored[name] for name in like}
 
     arrays = multihost.arrays_from_process_0(read, like)
-    small = multihost.from_process_0(lambda: self._small)
+    small = multihost.from_process_0(lambda: small)
     networks = {name: parallel.replicate(arrays[name], mesh) for name in like}
     # Through host memory: an uncommitted key can join computations on any mesh.
     rng = jax.random.wrap_key_data(np.asarray(small['key'], small['dtype']))

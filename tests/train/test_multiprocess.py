@@ -225,20 +225,28 @@ def worker(argv) -> None:
 # ---------------------------------------------------------------- test side
 
 
+def _launch_workers(tmp_path, worker_args: list[str], *, name: str, num_processes: int = 2,
+                    devices_per_process: int = 1, timeout: float = 300) -> None:
+  """Starts this file's worker on `num_processes` local processes; fails with their logs' tails
+  when any exits non-zero. `worker_args` may use the launcher's {process_id} placeholders."""
+  log_dir = tmp_path / f'{name}_logs'
+  codes = _load_launcher().launch(
+      [sys.executable, os.path.abspath(__file__), '--worker', *worker_args,
+       '--coordinator={coordinator}', '--num_processes={num_processes}',
+       '--process_id={process_id}'],
+      num_processes=num_processes, devices_per_process=devices_per_process,
+      log_dir=str(log_dir), timeout=timeout, cwd=REPO)
+  if any(codes):
+    logs = ''.join((log_dir / f'process_{i}.log').read_text()[-1500:]
+                   for i in range(num_processes))
+    raise AssertionError(f'{name}: exit statuses {codes}\n{logs}')
+
+
 def _run(tmp_path, num_processes: int, devices_per_process: int) -> dict:
   name = f'{num_processes}x{devices_per_process}'
   out = tmp_path / f'{name}.json'
-  launcher = _load_launcher()
-  codes = launcher.launch(
-      [sys.executable, os.path.abspath(__file__), '--worker', f'--out={out}',
-       f'--workdir={tmp_path / name}', '--coordinator={coordinator}',
-       '--num_processes={num_processes}', '--process_id={process_id}'],
-      num_processes=num_processes, devices_per_process=devices_per_process,
-      log_dir=str(tmp_path / f'{name}_logs'), timeout=300, cwd=REPO)
-  if any(codes):
-    logs = ''.join((tmp_path / f'{name}_logs' / f'process_{i}.log').read_text()[-1500:]
-                   for i in range(num_processes))
-    raise AssertionError(f'{name}: exit statuses {codes}\n{logs}')
+  _launch_workers(tmp_path, [f'--out={out}', f'--workdir={tmp_path / name}'], name=name,
+                  num_processes=num_processes, devices_per_process=devices_per_process)
   return json.loads(out.read_text())
 
 
@@ -310,16 +318,9 @@ def test_processes_with_separate_disks_follow_process_0(tmp_path):
   (disks[1] / 'anonymizer').mkdir()
   (disks[1] / 'anonymizer' / 'anonymizer.json').write_text('{"arch": "another experiment"}')
   before = _tree(disks[1])
-  codes = _load_launcher().launch(
-      [sys.executable, os.path.abspath(__file__), '--worker', '--mode=separate_disks',
-       f'--out={tmp_path}/process_{{process_id}}.json',
-       f'--workdir={tmp_path}/disk_{{process_id}}', '--coordinator={coordinator}',
-       '--num_processes={num_processes}', '--process_id={process_id}'],
-      num_processes=2, devices_per_process=1, log_dir=str(tmp_path / 'logs'), timeout=300,
-      cwd=REPO)
-  if any(codes):
-    logs = ''.join((tmp_path / 'logs' / f'process_{i}.log').read_text()[-1500:] for i in (0, 1))
-    raise AssertionError(f'exit statuses {codes}\n{logs}')
+  _launch_workers(tmp_path, ['--mode=separate_disks',
+                             f'--out={tmp_path}/process_{{process_id}}.json',
+                             f'--workdir={tmp_path}/disk_{{process_id}}'], name='separate_disks')
   results = [json.loads((tmp_path / f'process_{i}.json').read_text())['runs'] for i in (0, 1)]
   for first, again in results:
     assert first['found_finished'] == dict.fromkeys(('pretrain', 'anonymize', 'evaluate'), False)
@@ -339,16 +340,8 @@ def test_processes_with_separate_disks_follow_process_0(tmp_path):
 
 
 def test_multihost_collectives_hand_process_0_reads_to_every_process(tmp_path):
-  codes = _load_launcher().launch(
-      [sys.executable, os.path.abspath(__file__), '--worker', '--mode=multihost',
-       f'--out={tmp_path}/process_{{process_id}}.json', f'--workdir={tmp_path}',
-       '--coordinator={coordinator}', '--num_processes={num_processes}',
-       '--process_id={process_id}'],
-      num_processes=2, devices_per_process=1, log_dir=str(tmp_path / 'logs'), timeout=120,
-      cwd=REPO)
-  if any(codes):
-    logs = ''.join((tmp_path / 'logs' / f'process_{i}.log').read_text()[-1500:] for i in (0, 1))
-    raise AssertionError(f'exit statuses {codes}\n{logs}')
+  _launch_workers(tmp_path, ['--mode=multihost', f'--out={tmp_path}/process_{{process_id}}.json',
+                             f'--workdir={tmp_path}'], name='multihost', timeout=120)
   answers = [json.loads((tmp_path / f'process_{i}.json').read_text()) for i in (0, 1)]
   for got in answers:
     assert got['no_like'] == got['like'] == {'a': [[0.0] * 3] * 2, 'n': 7}
