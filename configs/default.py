@@ -19,12 +19,24 @@ import ml_collections
 PRECISION, LOG_EVERY = 'float32', 50
 
 
-def classifier_training(*, epochs, batch_size, lr, weight_decay, milestones, gamma=0.1):
-  """One classifier-pretraining section: SGD, momentum 0.9, nesterov, step schedule by epoch."""
+def classifier_training(*, epochs, batch_size, lr, weight_decay, milestones, gamma=0.1,
+                        min_steps=0, val_fraction=0.0, val_by='auto'):
+  """One classifier-pretraining section: SGD, momentum 0.9, nesterov, step schedule by epoch.
+
+  min_steps   > 0: at least this many optimizer steps, whatever the file's size: the epochs grow
+              to fit and the milestones move with them (train/state.stretched). 8 epochs are
+              hundreds of steps on a large file and a few dozen on a 10-person one.
+  val_fraction  > 0: this share of the training samples is held out, scored after every epoch,
+              and each classifier keeps its best epoch (TensorBoard and plots/ show the curve).
+  val_by      'sequence' (other sequences of the same people), 'people' (other people), or
+              'auto': 'people' for a gender target, else 'sequence' (closed-set re-id).
+  Both off (0) reproduce the paper's settings.
+  """
   return ml_collections.ConfigDict(dict(
       optimizer='sgd', epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
       milestones=list(milestones), gamma=gamma, momentum=0.9, nesterov=True,
-      checkpoint_every=0, precision=PRECISION, log_every=LOG_EVERY))
+      checkpoint_every=0, precision=PRECISION, log_every=LOG_EVERY, min_steps=min_steps,
+      val_fraction=val_fraction, val_by=val_by))
 
 
 def get_config():
@@ -96,7 +108,7 @@ def get_config():
   # Reconstruction pretraining (epochs 0 = none; the auto-encoder configs set it).
   c.anonymizer.pretrain = ml_collections.ConfigDict(dict(
       optimizer='adam', epochs=0, batch_size=64, lr=1e-3, weight_decay=0.0, milestones=[],
-      gamma=0.1, precision=PRECISION, log_every=LOG_EVERY))
+      gamma=0.1, precision=PRECISION, log_every=LOG_EVERY, min_steps=0))
 
   # ---- anonymization (Table 4, etri-res-3a3p).
   c.anonymize = ml_collections.ConfigDict()
@@ -111,6 +123,7 @@ def get_config():
   c.anonymize.k = 1                     # min steps per max step (adversarial)
   c.anonymize.optimizer = 'sgd'
   c.anonymize.epochs = 50
+  c.anonymize.min_steps = 0             # > 0: at least this many steps (see classifier_training)
   c.anonymize.batch_size = 12
   c.anonymize.lr = 0.0006
   c.anonymize.weight_decay = 1e-5

@@ -15,7 +15,8 @@ a single action runs privacy-only. What it does and why (numbers on real data in
     edits the input's own motion instead and protects far less);
   - classifiers of a size that learns real data on 2 cores judge it (none was used to make it),
     with the attack suite (every attacker retrained on the anonymized data) beside held-out and
-    retrained networks.
+    retrained networks; they train for at least 600 steps and keep their best validation
+    epoch, and the report flags (and leaves out of its headline) any that did not learn.
 """
 
 
@@ -43,10 +44,15 @@ def get_config():
   c.classifiers.max_frames = 60          # classifiers read every k-th frame of long sequences
   c.classifiers.action = ml_collections.ConfigDict(dict(arch='sgn', seeds=[0]))
   c.classifiers.privacy = ml_collections.ConfigDict(dict(arch='sgn', seeds=[100]))
-  c.pretrain.action = default.classifier_training(epochs=8, batch_size=64, lr=0.05,
-                                                  weight_decay=5e-4, milestones=[6])
-  c.pretrain.privacy = default.classifier_training(epochs=8, batch_size=64, lr=0.05,
-                                                   weight_decay=5e-4, milestones=[6])
+  # Judges that learn small files too (issue 20): at least 600 steps of batch 32 whatever the
+  # file's size (8 epochs were 32 steps on a 10-person set, and the SGNs stayed at chance), a
+  # tenth of the training split held out to keep each network's best epoch. On the 10-person
+  # MSRC-12 subset the SGNs then reach 96.9 +- 1.7 (action) and 97.2 +- 5.0 (identity) against
+  # the suite's 100 (studies/judges.py, 3 seeds; docs/privacy.md).
+  for task in ('action', 'privacy'):
+    c.pretrain[task] = default.classifier_training(
+        epochs=8, batch_size=32, lr=0.05, weight_decay=5e-4, milestones=[6], min_steps=600,
+        val_fraction=0.1)
 
   # Anonymizer: the fitted style prior (96 principal sequences per action, every direction drawn;
   # 48 gave the same privacy with less diversity and a worse train-on-anonymized score).

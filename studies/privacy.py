@@ -25,14 +25,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'studies'))
 
-# case -> (file, privacy target, overrides). KGBD is one action (walking): privacy-only runs.
-CASES = {
-    'msrc12_subject': ('msrc12.npz', 'subject', []),
-    'kgbd_subject': ('kgbd_dev.npz', 'subject', ['--config.data.split_rule=last_per_subject']),
-    'kgbd_gender': ('kgbd_dev.npz', 'gender', ['--config.data.split_rule=by_subject',
-                                               '--config.data.test_fraction=0.3333']),
-}
+from cases import CASES, case_path  # noqa: E402  (studies/cases.py: the real sets)
 
 # method -> (config file, overrides). 'recommended' is configs/recommended.py as it ships (the
 # style prior); 'learned' is configs/recommended_learned.py (the best trained network).
@@ -49,10 +44,10 @@ METHODS = {
 
 def run_case(case: str, method: str, data_dir: str, out: str, extra: list[str]) -> str | None:
   """Runs (or resumes) one pipeline run; returns its workdir, or None when the data is absent."""
-  file_name, target, overrides = CASES[case]
-  path = os.path.realpath(os.path.join(data_dir, file_name))
-  if not os.path.exists(path):
-    print(f'{case}: {path} not found, skipped')
+  _, target, overrides = CASES[case]
+  path = case_path(case, data_dir)
+  if path is None:
+    print(f'{case}: its file is not in {data_dir}, skipped')
     return None
   workdir = os.path.join(out, case, method)
   config, method_overrides = METHODS[method]
@@ -84,6 +79,7 @@ def points(case: str, method: str, report: dict) -> list[dict]:
              'rmse': {'original': 0.0, 'retarget': rmse.get('retarget'),
                       'anonymized': rmse.get('anonymized')}[data]}
     if data == 'anonymized':
+      point['networks'] = network_rows(report)
       point.update({
           'mpjpe': fid.get('mpjpe'), 'bone_std': fid.get('bone_std_changed'),
           'bone_std_original': fid.get('bone_std_original'), 'jitter_ratio': fid.get('jitter_ratio'),
@@ -98,6 +94,71 @@ def points(case: str, method: str, report: dict) -> list[dict]:
   for p in out:
     p['chance_privacy'], p['chance_action'] = chance.get('privacy'), chance.get('action')
   return out
+
+
+# Every network row of the study is a mean +- spread over this many seeds (issue 20): the
+# held-out judges, the retrained attackers and the recognizers trained on the release.
+NETWORK_SEEDS = 3
+
+
+def seed_overrides(num: int) -> list[str]:
+  """Overrides that give every network bank of a run `num` seeds."""
+  if num <= 1:
+    return []
+  return [f'--config.classifiers.action.seeds={list(range(num))}',
+          f'--config.classifiers.privacy.seeds={list(range(100, 100 + num))}',
+          f'--config.evaluate.retrained_seeds={list(range(300, 300 + num))}']
+
+
+def _spread(values: list[float]) -> dict | None:
+  values = [v for v in values if v is not None]
+  if not values:
+    return None
+  return {'mean': float(sum(values) / len(values)), 'spread': float(max(values) - min(values)),
+          'n': len(values)}
+
+
+def network_rows(report: dict) -> dict:
+  """{row: {'mean', 'spread', 'n'}} of the run's networks, over their seeds; classifiers the
+  report flagged as not having learned (report.json `learning`) are left out and counted."""
+  rows = report['evaluations']
+  def pick(data, task, roles):
+    return [r['top1'] for r in rows if r['data'] == data and r['task'] == task
+            and r['role'] in roles and r.get('learned') is not False]
+  held = ('holdout_seed', 'holdout_arch')
+  tto = ((report.get('utility') or {}).get('train_on_anonymized') or {})
+  return {
+      'held_out_action_original': _spread(pick('original', 'action', held)),
+      'held_out_privacy_original': _spread(pick('original', 'privacy', held)),
+      'held_out_action_anonymized': _spread(pick('anonymized', 'action', held)),
+      'held_out_privacy_anonymized': _spread(pick('anonymized', 'privacy', held)),
+      'retrained_action_anonymized': _spread(pick('anonymized', 'action', ('retrained',))),
+      'retrained_privacy_anonymized': _spread(pick('anonymized', 'privacy', ('retrained',))),
+      'train_anonymized_test_original': _spread(
+          [r['top1'] for r in tto.get('retrained_banks') or []]),
+      'flagged': len((report.get('learning') or {}).get('flagged') or []),
+  }
+
+
+def _ms(block) -> str:
+  return '-' if not block else f"{100 * block['mean']:.1f} +- {100 * block['spread']:.1f}"
+
+
+def network_table(rows: list[dict]) -> str:
+  lines = ['| case / method | held-out action: original -> anonymized | held-out privacy: '
+           'original -> anonymized | retrained on anonymized: action / privacy | train anonymized,'
+           ' test original | flagged |', '|---|---|---|---|---|---|']
+  for r in rows:
+    n = r.get('networks')
+    if not n:
+      continue
+    lines.append(
+        f"| {r['case']} / {r['method']} | {_ms(n['held_out_action_original'])} -> "
+        f"{_ms(n['held_out_action_anonymized'])} | {_ms(n['held_out_privacy_original'])} -> "
+        f"{_ms(n['held_out_privacy_anonymized'])} | {_ms(n['retrained_action_anonymized'])} / "
+        f"{_ms(n['retrained_privacy_anonymized'])} | "
+        f"{_ms(n['train_anonymized_test_original'])} | {n['flagged']} |")
+  return '\n'.join(lines) + '\n'
 
 
 def _fmt(v, pct=True):
@@ -161,13 +222,16 @@ def main(argv=None) -> None:
   parser.add_argument('--out', default=os.path.join(ROOT, 'runs', 'privacy'))
   parser.add_argument('--cases', default=','.join(CASES))
   parser.add_argument('--methods', default='recommended')
+  parser.add_argument('--network_seeds', type=int, default=NETWORK_SEEDS,
+                      help='seeds of every network bank (rows are mean +- spread over them)')
   parser.add_argument('--extra', action='append', default=[],
                       help='one more --config.* override for every run (repeatable)')
   args = parser.parse_args(argv)
   rows = []
   for case in args.cases.split(','):
     for method in args.methods.split(','):
-      workdir = run_case(case, method, args.data_dir, args.out, args.extra)
+      workdir = run_case(case, method, args.data_dir, args.out,
+                         seed_overrides(args.network_seeds) + args.extra)
       if workdir is None:
         continue
       with open(os.path.join(workdir, 'report.json')) as f:
@@ -175,7 +239,8 @@ def main(argv=None) -> None:
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, 'privacy.json'), 'w') as f:
     json.dump(rows, f, indent=2)
-  text = tables(rows)
+  text = tables(rows) + '\n#### Networks (mean +- spread over seeds)\n\n' + network_table(
+      [r for r in rows if r['data'] == 'anonymized'])
   with open(os.path.join(args.out, 'privacy_tables.md'), 'w') as f:
     f.write(text)
   if rows:

@@ -48,7 +48,9 @@ def render_markdown(audit: dict) -> str:
             + ('no person on both sides (across people).' if split.get('across_people') else
                'the same people on both sides (closed set).'),
             'Every attacker was fitted on the training side only and scored on the test side.',
-            '', '| task | attacker | family | metric | value | 95% CI | chance |',
+            'Intervals: 95% cluster bootstrap over test people (every sequence of a drawn '
+            'person comes along), except linkage, whose interval is over test pairs.',
+            '', '| task | attacker | family | metric | value | 95% CI by people | chance |',
             '|---|---|---|---|---|---|---|']
   for r in audit['attacks']:
     lines.append(f'| {r["task"]} | {r["attacker"]} | {r["family"]} | {r["metric"]} | '

@@ -122,12 +122,14 @@ def _row(task, attacker, metric, value, ci, chance):
 
 def classification_rows(task: str, attacker: str, scores: np.ndarray, train_y: np.ndarray,
                         test_y: np.ndarray, *, target: str, seed: int = 0,
-                        num_bootstrap: int = metrics.BOOTSTRAP_SAMPLES) -> list[dict]:
+                        num_bootstrap: int = metrics.BOOTSTRAP_SAMPLES,
+                        groups: np.ndarray | None = None) -> list[dict]:
   """Rows for one attacker's class scores [n_test, K] on one task.
 
   Re-identification and action: top1 (and top5 for re-identification with >= 5 people); gender:
-  top1, balanced_accuracy and auc. Every row has a bootstrap interval over test samples (the
-  same resamples for every attacker: same seed, same n) and its chance level.
+  top1, balanced_accuracy and auc. Every row has a bootstrap interval (the same resamples for
+  every attacker: same seed, same n) and its chance level. With `groups` (the test samples'
+  people) the interval resamples people, not sequences (metrics.bootstrap_ci).
   """
   kind = target if task == 'privacy' else 'action'
   wanted = ['top1']
@@ -136,7 +138,7 @@ def classification_rows(task: str, attacker: str, scores: np.ndarray, train_y: n
   if kind == 'gender':
     wanted += ['balanced_accuracy', 'auc']
   ci = functools.partial(metrics.bootstrap_ci, num_samples=len(test_y), num=num_bootstrap,
-                         seed=seed)
+                         seed=seed, groups=groups)
   fns = {'top1': functools.partial(metrics.topk_accuracy, scores, test_y, 1),
          'top5': functools.partial(metrics.topk_accuracy, scores, test_y, 5),
          'balanced_accuracy': functools.partial(metrics.balanced_accuracy, scores, test_y)}
@@ -232,7 +234,7 @@ def run_suite(train: AttackData, test: AttackData, *, privacy_target: str, layou
         scores = classifiers[name](ctx, np.asarray(train_y), num_classes)
         rows += classification_rows(task, name, scores, train_y, test_y,
                                     target=privacy_target, seed=seed,
-                                    num_bootstrap=num_bootstrap)
+                                    num_bootstrap=num_bootstrap, groups=test.subject)
         if task == 'privacy' and privacy_target == 'subject':
           cmc[name] = [float(v) for v in metrics.cmc_curve(scores, test_y, CMC_RANKS)]
     timing[name] = round(time.time() - t0, 3)

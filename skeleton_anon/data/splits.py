@@ -150,3 +150,50 @@ def check_identity_split(train_subjects, test_subjects) -> None:
         f'identity task: the test split holds {absent.size} subject(s) absent from training '
         f'({shown}); a re-identification model cannot name subjects it never saw. Use a split '
         "that keeps every subject on both sides (e.g. 'leakage_safe', 'ntu_xview', 'random').")
+
+
+VALIDATION_BY = ('auto', 'sequence', 'people')
+
+
+def validation_split(labels: np.ndarray, groups: np.ndarray | None, fraction: float, *,
+                     by: str, seed: int = 0) -> np.ndarray:
+  """bool [N]: the training samples held out for validation (checkpoint selection).
+
+  by 'sequence': within every class of `labels` with two or more samples, round(fraction * n)
+  of them (at least one, never all), so each class keeps training samples. This is how a
+  closed-set re-identification judge is validated: the same people, other sequences. by
+  'people': whole people (`groups`) are held out, round(fraction * people) of them (at least one,
+  never all), chosen within each class of the people's majority label so that, for gender, both
+  classes are validated (one person per class with two or more people): a judge of people it never saw is validated on people it never saw.
+  """
+  labels = np.asarray(labels)
+  rng = np.random.default_rng([int(seed), 7211])
+  held = np.zeros(len(labels), bool)
+  if not 0.0 < fraction < 1.0:
+    raise ConfigError(f'val_fraction must be in (0, 1), got {fraction}')
+  if by == 'sequence':
+    for label in np.unique(labels):
+      members = np.flatnonzero(labels == label)
+      if len(members) < 2:
+        continue
+      count = min(len(members) - 1, max(1, int(round(fraction * len(members)))))
+      held[rng.choice(members, count, replace=False)] = True
+    return held
+  if by != 'people':
+    raise ConfigError(f"val_by must be one of {VALIDATION_BY}, got {by!r}")
+  if groups is None:
+    raise ConfigError("val_by='people' needs the training samples' subjects")
+  groups = np.asarray(groups)
+  people = np.unique(groups)
+  if len(people) < 2:
+    raise ConfigError(f'val_by=people needs two or more training people, got {len(people)}')
+  majority = np.asarray([np.bincount(labels[groups == p] - labels.min()).argmax()
+                         for p in people])
+  chosen = []
+  for label in np.unique(majority):
+    members = people[majority == label]
+    count = max(1, int(round(fraction * len(members)))) if len(members) >= 2 else 0
+    chosen += list(rng.choice(members, min(count, len(members) - 1), replace=False))
+  if not chosen:               # one person per class: hold out one person all the same
+    chosen = [rng.choice(people)]
+  return np.isin(groups, chosen)

@@ -30,7 +30,7 @@ def _check_scores(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
   return scores, labels
 
 
-def _weighted_mean(values: np.ndarray, weights):
+def weighted_mean(values: np.ndarray, weights=None):
   if weights is None:
     return float(np.mean(values)) if values.size else float('nan')
   w = np.asarray(weights, np.float64)
@@ -48,7 +48,7 @@ def topk_hits(scores: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
 
 def topk_accuracy(scores: np.ndarray, labels: np.ndarray, k: int = 1, *, weights=None):
   """Top-k accuracy (tie-aware); a float, or [B] with bootstrap weights."""
-  return _weighted_mean(topk_hits(scores, labels, k), weights)
+  return weighted_mean(topk_hits(scores, labels, k), weights)
 
 
 def cmc_curve(scores: np.ndarray, labels: np.ndarray, max_rank: int | None = None) -> np.ndarray:
@@ -127,8 +127,14 @@ def equal_error_rate(scores: np.ndarray, labels: np.ndarray, *, weights=None):
 
 
 def bootstrap_ci(metric: Callable, num_samples: int, *, num: int = BOOTSTRAP_SAMPLES,
-                 seed: int = 0, level: float = 0.95) -> list[float]:
+                 seed: int = 0, level: float = 0.95, groups=None) -> list[float]:
   """Percentile interval of `metric(weights=[B, n])` over resamples of the n test samples.
+
+  With `groups` (the test samples' people) it is a cluster bootstrap: each resample draws
+  people with replacement and every sequence of a drawn person comes along, as many times as
+  the person was drawn. A person's sequences are not independent evidence (ten repetitions of
+  one gesture by one person say little more about the next person than one), so a question
+  about people needs intervals over people; the sequence bootstrap is too narrow for it.
 
   Args:
     metric: called with `weights`, returns [B] values (e.g. a functools.partial of a metric
@@ -137,6 +143,7 @@ def bootstrap_ci(metric: Callable, num_samples: int, *, num: int = BOOTSTRAP_SAM
     num: bootstrap resamples B.
     seed: the resampling seed (the same seed gives the same interval).
     level: the interval's coverage.
+    groups: None (resample sequences) or [n] person ids (resample people).
 
   Returns:
     [low, high]; resamples where the metric is undefined (NaN) are left out.
@@ -144,10 +151,20 @@ def bootstrap_ci(metric: Callable, num_samples: int, *, num: int = BOOTSTRAP_SAM
   if num_samples == 0:
     return [float('nan'), float('nan')]
   rng = np.random.default_rng(seed)
-  p = np.full(num_samples, 1.0 / num_samples)
+  if groups is not None:
+    groups = np.asarray(groups)
+    if groups.shape != (num_samples,):
+      raise ValueError(f'groups {groups.shape} do not match {num_samples} samples')
+    _, member = np.unique(groups, return_inverse=True)
+    units = int(member.max()) + 1
+  else:
+    member, units = None, num_samples
+  p = np.full(units, 1.0 / units)
   values = []
   for lo in range(0, num, _BOOTSTRAP_CHUNK):
-    counts = rng.multinomial(num_samples, p, size=min(_BOOTSTRAP_CHUNK, num - lo))
+    counts = rng.multinomial(units, p, size=min(_BOOTSTRAP_CHUNK, num - lo))
+    if member is not None:
+      counts = counts[:, member]          # a drawn person's every sequence, as often as drawn
     values.append(np.asarray(metric(weights=counts.astype(np.float64))))
   values = np.concatenate(values)
   values = values[np.isfinite(values)]
@@ -177,3 +194,19 @@ def chance_level(metric: str, train_labels: np.ndarray, test_labels: np.ndarray)
   if metric in ('auc', 'eer'):
     return 0.5
   raise ValueError(f'no chance level for metric {metric!r}')
+
+
+# A classifier learned its task when, on the original test data, its top-1 reaches at least
+# half the way from chance to the best attacker's, and 3 standard errors of a chance-level
+# guesser above chance (the only bar when there is no best attacker to compare with).
+LEARNED_FRACTION, LEARNED_SE = 0.5, 3.0
+
+
+def learned_threshold(chance: float, num_test: int, best: float | None = None) -> float:
+  """The top-1 a classifier must reach on original test data to count as having learned."""
+  chance = float(chance)
+  se = np.sqrt(max(chance * (1 - chance), 0.0) / max(int(num_test), 1))
+  gap = LEARNED_FRACTION * (float(best) - chance) if best is not None else 0.0
+  # On a tiny test split 3 SE can exceed what anything reaches: matching the best attacker
+  # (or a perfect score) always counts as learned.
+  return float(min(chance + max(gap, LEARNED_SE * se), 1.0 if best is None else float(best)))

@@ -36,6 +36,15 @@ def _pct(v):
   return None if v is None else 100.0 * v
 
 
+def suite_points(strongest: Mapping) -> dict:
+  """{data kind: {'action', 'privacy'}} from the suite's strongest attacker per data kind."""
+  out = {}
+  for kind, block in (strongest or {}).items():
+    values = {t: ((block or {}).get(t) or {}).get('value') for t in TASKS}
+    out[kind] = values
+  return out
+
+
 def plot_tradeoff(report: dict, path) -> str:
   """Privacy vs action accuracy (noise sweep, retargeting, anonymizer) and both vs RMSE.
 
@@ -54,11 +63,21 @@ def plot_tradeoff(report: dict, path) -> str:
     for n in noise:
       ax.annotate(f"σ={n['sigma']:g}", (_pct(n['privacy']), _pct(n['action'])),
                   textcoords='offset points', xytext=(4, 4), fontsize=8, color='tab:gray')
+  judges = 'held-out classifiers'
   points = [('original', summary['original'], 'k', 's'),
             ('bone-length retargeting', summary['retarget'], 'tab:purple', 'D'),
             ('anonymized (held-out)', summary['anonymized'], 'tab:red', '*'),
             ('anonymized (retrained attacker)', summary['anonymized_retrained'],
              'tab:orange', 'P')]
+  if any(v is None for v in summary['original'].values()) and summary['strongest']:
+    # No network learned the original data (judge_learning): the suite's retrained attackers
+    # are the only honest judges, so the points are theirs.
+    judges = "suite's strongest attackers (no held-out network learned)"
+    suite = suite_points(summary['strongest'])
+    points = [('original (suite)', suite.get('original'), 'k', 's'),
+              ('bone-length retargeting (suite)', suite.get('retarget'), 'tab:purple', 'D'),
+              ('anonymized (suite, retrained)', suite.get('anonymized'), 'tab:red', '*')]
+    points = [p for p in points if p[1] is not None]
   for label, value, color, marker in points:
     if value['action'] is not None and value['privacy'] is not None:
       ax.scatter(_pct(value['privacy']), _pct(value['action']), s=120, color=color,
@@ -69,7 +88,7 @@ def plot_tradeoff(report: dict, path) -> str:
              label='action chance')
   ax.set_xlabel(f'{privacy} top-1 accuracy (%)  [lower is more private]')
   ax.set_ylabel('action top-1 accuracy (%)  [higher is more useful]')
-  ax.set_title('Privacy vs utility (held-out classifiers)')
+  ax.set_title(f'Privacy vs utility ({judges})')
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8, loc='best')
 
@@ -94,7 +113,8 @@ def plot_tradeoff(report: dict, path) -> str:
   ax_rmse.set_ylabel('top-1 accuracy (%)')
   ax_rmse.set_title('Accuracy vs reconstruction error')
   ax_rmse.grid(alpha=0.3)
-  ax_rmse.legend(fontsize=8, loc='best')
+  if ax_rmse.get_legend_handles_labels()[0]:
+    ax_rmse.legend(fontsize=8, loc='best')
   return _save(fig, path)
 
 

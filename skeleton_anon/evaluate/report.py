@@ -10,7 +10,10 @@ The JSON contract is fixed; this module extends it only by adding keys (document
     anonymized, retarget), `strongest` per data kind, `cmc`, `chance`, `timing`;
   - strongest: {data kind: {'privacy': {attacker, metric, value}, 'action': {...}}};
   - utility: within-action diversity and train-on-anonymized / test-on-original action top-1;
-  - fidelity: RMSE, MPJPE, bone-length change and stability, jitter of the anonymized test data.
+  - fidelity: RMSE, MPJPE, bone-length change and stability, jitter of the anonymized test data;
+  - evaluations[*].ci: the row's 95% interval by people (cluster bootstrap over test subjects);
+  - evaluations[*].learned: whether the classifier learned the original data (judge_learning);
+    learning: the rule, its thresholds and the classifiers it left out, with why.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Iterable, Sequence
 
 from skeleton_anon.data.dataset import atomic_write
 from skeleton_anon.evaluate.leakage import mean_or_none
+from skeleton_anon.evaluate.metrics import learned_threshold
 
 DATA_KINDS = ('original', 'anonymized', 'noise', 'retarget')
 TASKS = ('action', 'privacy')
@@ -31,7 +35,7 @@ HELD_OUT_ROLES = ('holdout_seed', 'holdout_arch')
 
 def evaluation_row(*, data: str, task: str, model: str, seed: int, role: str,
                    top1: float, top5: float | None, sigma: float | None = None,
-                   bank: str | None = None) -> dict:
+                   bank: str | None = None, ci: Sequence[float] | None = None) -> dict:
   """One entry of report['evaluations'], checked against the contract's vocabulary.
 
   `bank` (an added key) names the classifier bank the row's model belongs to, which tells apart
@@ -50,7 +54,74 @@ def evaluation_row(*, data: str, task: str, model: str, seed: int, role: str,
          'top5': None if top5 is None else float(top5)}
   if bank is not None:
     row['bank'] = str(bank)
+  if ci is not None:
+    row['ci'] = [float(c) for c in ci]
   return row
+
+
+LEARNING_RULE = ('a classifier learned its task if its top-1 on the original test data is at '
+                 'least chance + max(1/2 (suite best - chance), 3 sqrt(chance (1 - chance) / '
+                 'n_test)); a retrained attacker, which never saw original data, is judged by '
+                 'its recipe: the classifiers of its architecture and task trained on the '
+                 'original data. Rows of a classifier that did not learn are left out of the '
+                 'headline, the trade-off plot and the strongest choice.')
+
+
+def _key(row: dict) -> tuple:
+  return row['task'], row.get('bank', row['model']), row['seed']
+
+
+def judge_learning(evaluations: Sequence[dict], chance: dict, num_test: int,
+                   suite_rows: Sequence[dict] = ()) -> dict:
+  """Marks every row `learned` True / False / None (unverified) in place; returns the summary.
+
+  A network that never learned the original data reads "at chance" on anonymized data as well,
+  which looks like privacy and is not evidence of anything; this finds such networks.
+  """
+  thresholds, best = {}, {}
+  for task in TASKS:
+    candidates = [r for r in suite_rows if r.get('data', 'original') == 'original'
+                  and r['task'] == task and r['metric'] == 'top1' and r['value'] is not None
+                  and r.get('learned', True) is not False]
+    top = max(candidates, key=lambda r: r['value']) if candidates else None
+    thresholds[task] = learned_threshold(chance[task], num_test,
+                                         None if top is None else top['value'])
+    best[task] = None if top is None else {'attacker': top['attacker'], 'value': top['value']}
+  # Each classifier (task, bank, seed) is judged once, on its original-data row.
+  original = {_key(r): r for r in evaluations
+              if r['data'] == 'original' and r['role'] != 'retrained'}
+  # An undefined score (NaN: no known label) proves nothing either way.
+  verdict = {k: (None if not math.isfinite(r['top1']) else r['top1'] >= thresholds[k[0]])
+             for k, r in original.items()}
+  recipes: dict[tuple, list] = {}
+  for key, r in original.items():
+    recipes.setdefault((r['task'], r['model']), []).append((key, verdict[key]))
+  flagged, unverified, seen = [], [], set()
+  for r in evaluations:
+    key = _key(r)
+    if key in verdict:
+      r['learned'] = verdict[key]
+      top1 = original[key]['top1']
+      why = (f"original top-1 {top1:.3f} is under {thresholds[r['task']]:.3f} (chance "
+             f"{float(chance[r['task']]):.3f})")
+    else:
+      members = recipes.get((r['task'], r['model']), [])
+      r['learned'] = (None if not members or any(ok is None for _, ok in members)
+                      else all(ok for _, ok in members))
+      failed = ', '.join(f'{k[1]}/{k[2]}' for k, ok in members if ok is False)
+      why = (f"its recipe ({r['model']}, {r['task']}) did not learn the original data "
+             f"({failed})")
+    if key in seen or r['learned']:
+      continue
+    seen.add(key)
+    entry = {'task': r['task'], 'bank': key[1], 'model': r['model'], 'seed': r['seed'],
+             'role': r['role']}
+    if r['learned'] is False:
+      flagged.append({**entry, 'why': why})
+    else:
+      unverified.append(entry)
+  return {'rule': LEARNING_RULE, 'threshold': thresholds, 'suite_best': best,
+          'flagged': flagged, 'unverified': unverified}
 
 
 def build_report(*, dataset: dict, chance: dict, evaluations: Sequence[dict],
@@ -72,6 +143,9 @@ def build_report(*, dataset: dict, chance: dict, evaluations: Sequence[dict],
     report['agreement'] = agreement
   if run is not None:
     report['run'] = run
+  report['learning'] = judge_learning(
+      report['evaluations'], report['chance'], int(dataset['num_test']),
+      (attacks or {}).get('attacks') or ())
   if attacks is not None and attacks.get('attacks'):
     report['attacks'] = attacks
     report['strongest'] = attacks['strongest']
@@ -124,18 +198,22 @@ def load_report(path) -> dict:
 
 
 def select(evaluations: Iterable[dict], *, data: str, task: str,
-           roles: Sequence[str] | None = None, sigma: float | None = None) -> list[dict]:
-  """The rows of one data kind and task, optionally restricted to roles and a noise sigma."""
+           roles: Sequence[str] | None = None, sigma: float | None = None,
+           learned_only: bool = False) -> list[dict]:
+  """The rows of one data kind and task, optionally restricted to roles and a noise sigma, and
+  (learned_only) to classifiers not flagged as having failed to learn (judge_learning)."""
   return [e for e in evaluations
           if e['data'] == data and e['task'] == task
           and (roles is None or e['role'] in roles)
-          and (sigma is None or (e['sigma'] is not None and math.isclose(e['sigma'], sigma)))]
+          and (sigma is None or (e['sigma'] is not None and math.isclose(e['sigma'], sigma)))
+          and not (learned_only and e.get('learned') is False)]
 
 
 def mean_top1(report: dict, *, data: str, task: str, roles: Sequence[str] | None = None,
-              sigma: float | None = None) -> float | None:
-  """Mean top-1 over the selected rows; None when no row matches."""
-  rows = select(report['evaluations'], data=data, task=task, roles=roles, sigma=sigma)
+              sigma: float | None = None, learned_only: bool = True) -> float | None:
+  """Mean top-1 over the selected rows of classifiers that learned; None when none match."""
+  rows = select(report['evaluations'], data=data, task=task, roles=roles, sigma=sigma,
+                learned_only=learned_only)
   return mean_or_none([r['top1'] for r in rows])
 
 
@@ -164,6 +242,8 @@ def summarize(report: dict) -> dict:
       {'sigma': s, **{t: mean_top1(report, data='noise', task=t, roles=HELD_OUT_ROLES, sigma=s)
                       for t in TASKS}} for s in noise_sigmas(report)]
   out['recon_rmse'] = report['recon_rmse']
+  # Classifiers left out above because they did not learn the original data.
+  out['left_out'] = list((report.get('learning') or {}).get('flagged', []))
   return out
 
 
@@ -219,6 +299,35 @@ def _strongest_lines(report: dict) -> list[str]:
   return lines + ['']
 
 
+def _ci_pct(ci) -> str:
+  return '-' if not ci or ci[0] is None else f'[{_pct(ci[0])}, {_pct(ci[1])}]'
+
+
+def _yes_no(value) -> str:
+  return '-' if value is None else ('yes' if value else '**no**')
+
+
+def _learning_lines(report: dict) -> list[str]:
+  """Which classifiers the headline leaves out because they never learned, and why."""
+  learning = report.get('learning') or {}
+  flagged = learning.get('flagged') or []
+  if not flagged and not learning.get('unverified'):
+    return []
+  lines = ['']
+  for f in flagged:
+    lines.append(f"- **Left out, did not learn:** `{f['bank']}` seed {f['seed']} ({f['task']}, "
+                 f"{f['role']}): {f['why']}.")
+  for u in learning.get('unverified') or []:
+    lines.append(f"- Unverified: `{u['bank']}` seed {u['seed']} ({u['task']}, {u['role']}) has "
+                 'no classifier of its recipe trained on the original data to show it learns.')
+  if flagged and all(summarize(report)['original'][t] is None for t in TASKS
+                     if any(f['task'] == t for f in flagged)):
+    lines.append('- No network of a flagged task learned: read the strongest attacker above, '
+                 'not this table, for that task.')
+  lines += ['', f"Rule: {learning.get('rule', LEARNING_RULE)}"]
+  return lines
+
+
 def render_markdown(report: dict) -> str:
   """report.md: headline, chance, leakage before, after by role, baselines, agreement, timing."""
   ds, summary = report['dataset'], summarize(report)
@@ -252,12 +361,15 @@ def render_markdown(report: dict) -> str:
     rows.append((f"noise sigma={n['sigma']:g}", _pct(n['action']), _pct(n['privacy']),
                  _num(noise_rmse.get(round(n['sigma'], 9)))))
   lines += _table(('data', 'action top-1', f'{privacy} top-1', 'recon RMSE'), rows)
+  lines += _learning_lines(report)
 
   lines += ['', '## Leakage of the original data', '']
   original = [e for e in report['evaluations'] if e['data'] == 'original']
-  lines += _table(('task', 'model', 'seed', 'role', 'top-1', 'top-5'),
+  lines += _table(('task', 'model', 'seed', 'role', 'top-1', 'top-5', '95% CI by people',
+                   'learned'),
                   [(e['task'], e['model'], e['seed'], e['role'], _pct(e['top1']),
-                    _pct(e['top5'])) for e in original])
+                    _pct(e['top5']), _ci_pct(e.get('ci')), _yes_no(e.get('learned')))
+                   for e in original])
 
   lines += ['', '## After anonymization, by role', '',
             '`trained_against` numbers are white-box (the anonymizer optimised against that '

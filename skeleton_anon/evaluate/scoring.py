@@ -11,6 +11,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from skeleton_anon.evaluate import metrics
 from skeleton_anon.evaluate.leakage import agreement_matrix, top1_top5
 from skeleton_anon.evaluate.report import evaluation_row
 
@@ -18,8 +19,9 @@ Predict = Callable[[object, np.ndarray, np.ndarray], np.ndarray]
 
 
 def bank_rows(bank_name: str, bank, logits: np.ndarray, labels: np.ndarray, *, data: str,
-              sigma: float | None = None) -> list[dict]:
-  """One report row per member of `bank` from its logits [S, N, K]."""
+              sigma: float | None = None, groups: np.ndarray | None = None) -> list[dict]:
+  """One report row per member of `bank` from its logits [S, N, K]; with `groups` (the test
+  samples' people) each row has its 95% top-1 interval by people (cluster bootstrap)."""
   logits = np.asarray(logits)
   if logits.ndim != 3 or logits.shape[0] != len(bank.seeds):
     raise ValueError(f'bank {bank_name}: expected logits [{len(bank.seeds)}, N, K], '
@@ -27,16 +29,23 @@ def bank_rows(bank_name: str, bank, logits: np.ndarray, labels: np.ndarray, *, d
   rows = []
   for member, seed in enumerate(bank.seeds):
     top1, top5 = top1_top5(logits[member], labels)
+    ci = None
+    known = np.asarray(labels) >= 0
+    if groups is not None and known.any():
+      # The hits top1_top5 counts (argmax; unknown labels left out), resampled by people.
+      hits = (np.argmax(logits[member][known], axis=-1) == labels[known]).astype(np.float64)
+      ci = metrics.bootstrap_ci(lambda weights: metrics.weighted_mean(hits, weights),
+                                len(hits), groups=np.asarray(groups)[known], seed=int(seed))
     rows.append(evaluation_row(data=data, sigma=sigma, task=bank.task, model=bank.arch,
                                seed=seed, role=bank.role, top1=top1, top5=top5,
-                               bank=bank_name))
+                               bank=bank_name, ci=ci))
   return rows
 
 
 def score_banks(banks: Mapping[str, object], predict: Predict, x: np.ndarray,
                 lengths: np.ndarray, labels: Mapping[str, np.ndarray], *, data: str,
-                sigma: float | None = None,
-                roles: Iterable[str] | None = None) -> tuple[list[dict], dict[str, np.ndarray]]:
+                sigma: float | None = None, roles: Iterable[str] | None = None,
+                groups: np.ndarray | None = None) -> tuple[list[dict], dict[str, np.ndarray]]:
   """Rows for every bank (optionally only some roles) on (x, lengths), and the logits.
 
   Args:
@@ -45,6 +54,7 @@ def score_banks(banks: Mapping[str, object], predict: Predict, x: np.ndarray,
     labels: task ('action' / 'privacy') -> true labels [N].
     data, sigma: the report's data kind and noise level of x.
     roles: keep only banks whose role is listed.
+    groups: the test samples' people, for intervals by people (bank_rows).
 
   Returns:
     (rows, {bank name: logits}).
@@ -56,7 +66,8 @@ def score_banks(banks: Mapping[str, object], predict: Predict, x: np.ndarray,
       continue
     logits = predict(bank, x, lengths)
     logits_by_bank[name] = logits
-    rows += bank_rows(name, bank, logits, labels[bank.task], data=data, sigma=sigma)
+    rows += bank_rows(name, bank, logits, labels[bank.task], data=data, sigma=sigma,
+                      groups=groups)
   return rows, logits_by_bank
 
 

@@ -128,10 +128,16 @@ def resample_style(prior: StylePrior, row: int, encoded: np.ndarray,
   return mean + z @ basis.T
 
 
-def anonymize(prior: StylePrior, x: np.ndarray, lengths: np.ndarray, layout: Layout
-              ) -> np.ndarray:
+def anonymize(prior: StylePrior, x: np.ndarray, lengths: np.ndarray, layout: Layout, *,
+              generator=None, seeds: list[list[int]] | None = None) -> np.ndarray:
   """float32 array of x's shape [N, M, T, V, C]: the style-prior anonymization of every sample
-  (see the module docstring). Deterministic given the prior and the input."""
+  (see the module docstring). Deterministic given the prior and the input.
+
+  generator: None draws from the prior's Gaussians (`resample_style`); else a callable
+  (rows [n], lengths [n], seeds) -> encodings [n, D] of new performances of those actions at
+  those durations, e.g. the learned flow of models/flow_prior.py. It sees nothing of the input
+  but the predicted action, the duration and the draw's seed. seeds: the draws' seeds
+  (default `sample_seeds`, a checksum of each input: tests fix them to compare two people)."""
   x = np.asarray(x, np.float32)
   lengths = np.asarray(lengths, np.int32)
   out = np.zeros_like(x)
@@ -141,11 +147,15 @@ def anonymize(prior: StylePrior, x: np.ndarray, lengths: np.ndarray, layout: Lay
     rows = predict_action(prior, front, n, layout)
     encoded = transforms.direction_encoding(front, n, layout, prior.frames)
     flat = encoded.reshape(len(chunk), -1)
-    seeds = sample_seeds(chunk, prior.salt)
-    drawn = np.empty_like(flat)
-    for row in np.unique(rows):
-      idx = np.flatnonzero(rows == row)
-      drawn[idx] = resample_style(prior, int(row), flat[idx], [seeds[i] for i in idx])
+    chunk_seeds = (sample_seeds(chunk, prior.salt) if seeds is None
+                   else seeds[lo:lo + transforms.CHUNK])
+    if generator is not None:
+      drawn = np.asarray(generator(rows, n, chunk_seeds), np.float32).reshape(flat.shape)
+    else:
+      drawn = np.empty_like(flat)
+      for row in np.unique(rows):
+        idx = np.flatnonzero(rows == row)
+        drawn[idx] = resample_style(prior, int(row), flat[idx], [chunk_seeds[i] for i in idx])
     present = np.any(chunk != 0, axis=(2, 3, 4))
     out[lo:lo + len(chunk)] = transforms.direction_decoding(
         drawn.reshape(encoded.shape), n, x.shape[2], layout, prior.bone_lengths,

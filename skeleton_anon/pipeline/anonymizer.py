@@ -17,7 +17,7 @@ from skeleton_anon import multihost, pathio
 from skeleton_anon.data import transforms
 from skeleton_anon.data.layouts import Layout, get_layout
 from skeleton_anon.errors import ConfigError
-from skeleton_anon.models import build_anonymizer, style_prior
+from skeleton_anon.models import build_anonymizer, flow_prior as flow_lib, style_prior
 from skeleton_anon.pipeline.workdir import StageMarkers
 from skeleton_anon.train import checkpoint, parallel, pretrain
 
@@ -25,6 +25,10 @@ ANONYMIZER_DIR = 'anonymizer'
 # anonymizer.arch of the fitted (not trained) anonymizer, models/style_prior.py.
 STYLE_PRIOR = 'style_prior'
 STYLE_PRIOR_FILE = 'style_prior.npz'
+# The flow prior (models/flow_prior.py): style_prior.npz, flow_prior.npz and the network's
+# variables (Orbax, under variables/).
+FLOW_PRIOR = flow_lib.FLOW_PRIOR
+FLOW_PRIOR_FILE = 'flow_prior.npz'
 # About this many samples are anonymized at once (Anonymizer.chunk_size): 1024 at T=300 is
 # 180 MB of coordinates in and out.
 CHUNK_SAMPLES = 1024
@@ -38,7 +42,8 @@ class Anonymizer:
   along `layout` when the run set anonymizer.retarget_first (the network was trained on R(x),
   so R must come first wherever it is applied), else the identity. For arch 'style_prior' the
   anonymizer is the fitted `prior` (models/style_prior.py; it retargets itself) and model and
-  variables are unused.
+  variables are unused; for 'flow_prior' `flow` (models/flow_prior.py) draws the performances
+  and `prior` is its front end.
   """
   arch: str
   model: Any
@@ -47,6 +52,7 @@ class Anonymizer:
   retarget_lengths: np.ndarray | None = None
   layout: Layout | None = None
   prior: style_prior.StylePrior | None = None
+  flow: flow_lib.FlowPrior | None = None
 
   def apply(self, x, lengths, *, mesh, batch_size: int = 64, out=None) -> np.ndarray:
     """f(R(x)) for all of x, float32 [N, M, T, V, C], written into `out` (default: a new array)
@@ -80,6 +86,9 @@ class Anonymizer:
 
   def _apply_in_memory(self, x: np.ndarray, lengths: np.ndarray, mesh,
                        batch_size: int) -> np.ndarray:
+    if self.flow is not None:
+      return style_prior.anonymize(self.flow.prior, x, lengths, self.layout,
+                                   generator=self.flow.generate)
     if self.prior is not None:
       return style_prior.anonymize(self.prior, x, lengths, self.layout)
     if self.retarget_lengths is not None:
@@ -98,6 +107,12 @@ def save_anonymizer(anonymizer: Anonymizer, workdir: str, *, knobs: dict, num_pe
       arrays = anonymizer.prior.to_arrays()
       pathio.atomic_write(directory / STYLE_PRIOR_FILE, lambda f: np.savez(f, **arrays),
                           binary=True)
+    if anonymizer.flow is not None:
+      checkpoint.save_tree(directory / 'variables', anonymizer.flow.variables)
+      if jax.process_index() == 0:
+        extra = anonymizer.flow.state_arrays()
+        pathio.atomic_write(directory / FLOW_PRIOR_FILE, lambda f: np.savez(f, **extra),
+                            binary=True)
   else:
     checkpoint.save_tree(directory / 'variables', anonymizer.variables)
   layout = anonymizer.layout
@@ -120,9 +135,28 @@ def _read_info(workdir, directory) -> dict | None:
   return pathio.read_json(info_path)
 
 
-def _read_prior(directory) -> dict[str, np.ndarray]:
-  with (directory / STYLE_PRIOR_FILE).open('rb') as f, np.load(f, allow_pickle=False) as arrays:
-    return {name: arrays[name] for name in arrays.files}
+def _read_prior(directory, name: str = STYLE_PRIOR_FILE) -> dict[str, np.ndarray]:
+  with (directory / name).open('rb') as f, np.load(f, allow_pickle=False) as arrays:
+    return {key: arrays[key] for key in arrays.files}
+
+
+def _load_flow(directory, info: dict, layout: Layout, mesh) -> Anonymizer:
+  prior = style_prior.StylePrior.from_arrays(
+      multihost.arrays_from_process_0(lambda: _read_prior(directory)))
+  extra = multihost.arrays_from_process_0(lambda: _read_prior(directory, FLOW_PRIOR_FILE))
+  knobs = {**flow_lib.DEFAULT_KNOBS, **info['knobs']}
+  model = flow_lib.build_velocity_field(prior, knobs)
+  like = jax.eval_shape(lambda: flow_lib.init_variables(model, 0))
+  variables = jax.device_get(checkpoint.restore_tree(directory / 'variables', like,
+                                                     mesh or parallel.make_mesh()))
+  duration = np.asarray(extra['log_duration'], np.float64)
+  flow = flow_lib.FlowPrior(prior=prior, model=model, variables=variables,
+                            scale=np.asarray(extra['scale'], np.float32),
+                            log_duration_mean=float(duration[0]),
+                            log_duration_std=float(duration[1]),
+                            sample_steps=int(knobs['sample_steps']))
+  return Anonymizer(FLOW_PRIOR, None, {}, int(info['step']), layout=layout, prior=prior,
+                    flow=flow)
 
 
 def load_anonymizer(workdir: str, mesh=None) -> tuple[Anonymizer, dict]:
@@ -144,6 +178,8 @@ def load_anonymizer(workdir: str, mesh=None) -> tuple[Anonymizer, dict]:
     prior = style_prior.StylePrior.from_arrays(
         multihost.arrays_from_process_0(lambda: _read_prior(directory)))
     return Anonymizer(STYLE_PRIOR, None, {}, 0, layout=layout, prior=prior), info
+  if info['arch'] == FLOW_PRIOR:
+    return _load_flow(directory, info, layout, mesh), info
   channels = int(info.get('num_channels', 3))  # files written before 2D support: 3D
   model = build_anonymizer(info['arch'], num_persons=info['num_persons'],
                            num_joints=info['num_joints'], num_channels=channels, layout=layout,

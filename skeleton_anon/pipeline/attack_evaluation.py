@@ -15,7 +15,7 @@ from absl import logging
 from skeleton_anon.attacks import suite
 from skeleton_anon.attacks.data import AttackData
 from skeleton_anon.data import transforms
-from skeleton_anon.evaluate import fidelity as fidelity_lib
+from skeleton_anon.evaluate import fidelity as fidelity_lib, metrics
 from skeleton_anon.evaluate import utility as utility_lib
 
 
@@ -49,6 +49,36 @@ def run_attack_suite(run, versions: dict) -> dict:
     out['cmc'][kind] = result['cmc']
     out['chance'] = result['chance']
     out['timing'][kind] = result['timing']
+  return judge_neural_attackers(out, data.privacy_target, len(data.test.x))
+
+
+def judge_neural_attackers(out: dict, privacy_target: str, num_test: int) -> dict:
+  """Flags the suite's networks that did not learn the original data, and leaves them out of
+  `strongest` for every version of the data (a network at chance on anonymized data says
+  nothing when it was at chance on the original too). The bar is metrics.learned_threshold
+  against the best feature attacker; out['not_learned'] = {task: [attacker, ...]}."""
+  original = [r for r in out['attacks'] if r['data'] == 'original' and r['metric'] == 'top1'
+              and r['value'] is not None]
+  not_learned = {}
+  for task in ('privacy', 'action'):
+    rows = [r for r in original if r['task'] == task]
+    features = [r['value'] for r in rows if r['attacker'] not in suite.NEURAL]
+    if not rows:
+      continue
+    bar = metrics.learned_threshold(rows[0]['chance'], num_test,
+                                    max(features) if features else None)
+    failed = sorted({r['attacker'] for r in rows
+                     if r['attacker'] in suite.NEURAL and r['value'] < bar})
+    if failed:
+      not_learned[task] = failed
+  for r in out['attacks']:
+    if r['attacker'] in not_learned.get(r['task'], ()):
+      r['learned'] = False
+  if not_learned:
+    for kind in out['strongest']:
+      rows = [r for r in out['attacks'] if r['data'] == kind and r.get('learned') is not False]
+      out['strongest'][kind] = suite.strongest(rows, privacy_target)
+  out['not_learned'] = not_learned
   return out
 
 

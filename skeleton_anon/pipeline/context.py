@@ -13,7 +13,7 @@ from absl import logging
 from jax.sharding import Mesh
 
 from skeleton_anon import multihost, pathio
-from skeleton_anon.data import rows as rows_lib
+from skeleton_anon.data import rows as rows_lib, splits
 from skeleton_anon.data.setup import PreparedData, input_files, prepare_data
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import build_classifier
@@ -133,16 +133,55 @@ class Banks(dict):
     directory = self.io.checkpoint_dir(name)
     variables = pretrain.init_bank(model, seeds, x_train, abstract=has_checkpoint(directory))
     arrays = {'x': x_train, 'lengths': np.asarray(lengths_train, np.int32), 'label': labels_train}
+    train_cfg = self.config.pretrain[task]
+    arrays, validation, how = self._validation_split(arrays, train_cfg, stream)
     result = pretrain.train_bank_variables(
-        model, variables, arrays, self.config.pretrain[task], mesh=self.mesh,
+        model, variables, arrays, train_cfg, mesh=self.mesh,
         checkpoint_dir=directory, seed=stage_seed(self.config, stream), name=name,
         writer=self.io.writer, stop_after_steps=int(self.config.debug.stop_after_steps),
-        bank_form=self.form(variables), member_ids=seeds)
+        bank_form=self.form(variables), member_ids=seeds, validation=validation)
     raise_if_stopped(result, name)
     self.history[name] = result.history
+    chosen = pretrain.selection(result)
+    if chosen is not None:
+      chosen.update(samples=int(len(validation['label'])), by=how)
     return Bank(arch=arch, task=task, role=role, model=model,
                 variables=result.states['bank'].variables, seeds=seeds,
-                num_classes=num_classes, history=result.history)
+                num_classes=num_classes, history=result.history, validation=chosen)
+
+  def validation_by(self, train_cfg) -> str:
+    """'sequence' or 'people': train_cfg.val_by, where 'auto' follows the privacy target
+    (closed-set re-identification: the same people, other sequences; gender: other people)."""
+    by = str(train_cfg.get('val_by', 'auto'))
+    if by not in splits.VALIDATION_BY:
+      raise ConfigError(f'val_by {by!r} is not one of {splits.VALIDATION_BY}')
+    if by == 'auto':
+      by = 'people' if self.data.privacy_target == 'gender' else 'sequence'
+    return by
+
+  def _validation_split(self, arrays: dict, train_cfg, stream: str):
+    """(training arrays, validation arrays or None, how) for train_cfg.val_fraction > 0.
+
+    The training samples are the run's training split in order (the original or an anonymized
+    version of it), so their subjects are data.train.subject."""
+    fraction = float(train_cfg.get('val_fraction', 0.0) or 0.0)
+    if fraction <= 0:
+      return arrays, None, None
+    by = self.validation_by(train_cfg)
+    subjects = self.data.train.subject
+    if len(subjects) != len(arrays['label']):
+      subjects = None
+    held = splits.validation_split(arrays['label'], subjects, fraction, by=by,
+                                   seed=stage_seed(self.config, f'validation_{stream}'))
+    keep, val = np.flatnonzero(~held), np.flatnonzero(held)
+    def part(index, lazy):
+      x = arrays['x']
+      # The training part is read a batch at a time (no copy of the split); validation is small.
+      x = rows_lib.Rows(x, index) if lazy else rows_lib.take(x, index)
+      return {'x': x, 'lengths': arrays['lengths'][index], 'label': arrays['label'][index]}
+    logging.info('%s: %d training samples, %d held out for validation (by %s)', stream,
+                 len(keep), len(val), by)
+    return part(keep, True), part(val, False), by
 
   def predict_logits(self, bank: Bank, x, lengths) -> np.ndarray:
     """Eval-mode logits [S, N, K] of every member of `bank` on x [N, M, T, V, C]."""

@@ -13,6 +13,7 @@ folder (pathio.local_dir), as does the export.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -74,6 +75,10 @@ def _run_facts(run) -> dict:
       'checkpoint_step': None if run.anonymizer is None else int(run.anonymizer.step),
       'layout': run.data.layout.name,
       'privacy_only': run.privacy_only,
+      # Banks trained with a validation split: the epoch each member was kept from, and its
+      # validation top-1 (pretrain.train_bank_variables).
+      'validation': {name: bank.validation for name, bank in run.banks.items()
+                     if bank.validation},
       # The split the run used; a file's own split wins over data.split_rule.
       'split': {'used': run.data.split_used, 'config_rule': str(cfg.data.split_rule),
                 'file_overrode_config': (run.data.split_used == 'file'
@@ -92,6 +97,11 @@ def _ran_with(run, stage: str) -> dict | None:
   return info if info is not None else run.io.stamps.get(stage)
 
 
+def _scorer(run):
+  """scoring.score_banks with intervals by the test split's people."""
+  return functools.partial(scoring.score_banks, groups=run.data.test.subject)
+
+
 def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None, *,
                     retarget_target: np.ndarray | None = None):
   """All report rows, agreement, chance and RMSEs for given anonymized test (and train) data.
@@ -105,17 +115,18 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None, *
   cfg = run.config.evaluate
   test, labels = run.data.test, _labels(run)['test']
   timing, rows = {}, []
+  score = _scorer(run)
   pretrained = {n: b for n, b in run.banks.items() if b.role != 'retrained'}
   held_out = report_lib.HELD_OUT_ROLES
 
   start = time.time()
   # The adversary's final weights were trained on anonymized data: they score that, not originals.
   on_original = {n: b for n, b in pretrained.items() if n != 'adversary'}
-  found, logits = scoring.score_banks(on_original, run.banks.predict_logits, test.x, test.lengths,
+  found, logits = score(on_original, run.banks.predict_logits, test.x, test.lengths,
                                       labels, data='original')
   rows += found
   agreement = scoring.agreement_by_task(on_original, logits)
-  found, _ = scoring.score_banks(pretrained, run.banks.predict_logits, anon_test, test.lengths, labels,
+  found, _ = score(pretrained, run.banks.predict_logits, anon_test, test.lengths, labels,
                                  data='anonymized')
   rows += found
   timing['evaluate_pretrained'] = time.time() - start
@@ -124,7 +135,7 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None, *
   if anon_train is not None and any(cfg.retrained[t] for t in TASKS):
     start = time.time()
     attackers = _retrained_attackers(run, anon_train)
-    found, _ = scoring.score_banks(attackers, run.banks.predict_logits, anon_test, test.lengths,
+    found, _ = score(attackers, run.banks.predict_logits, anon_test, test.lengths,
                                    labels, data='anonymized')
     rows += found
     timing['evaluate_retrained'] = time.time() - start
@@ -138,7 +149,7 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None, *
     noisy = baselines.add_noise(test.x, test.lengths, float(sigma), noise_seed + i, out=buffer)
     rmse['noise'].append({'sigma': float(sigma),
                           'rmse': baselines.recon_rmse(test.x, noisy, test.lengths)})
-    found, _ = scoring.score_banks(pretrained, run.banks.predict_logits, noisy, test.lengths, labels,
+    found, _ = score(pretrained, run.banks.predict_logits, noisy, test.lengths, labels,
                                    data='noise', sigma=float(sigma), roles=held_out)
     rows += found
   noisy = buffer = None
@@ -154,7 +165,7 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None, *
     moved = anonymized.retarget_view(test.x, test.lengths, run.data.layout, target,
                                      lazy=anonymized.is_bounded(run))
     rmse['retarget'] = baselines.recon_rmse(test.x, moved, test.lengths)
-    found, _ = scoring.score_banks(pretrained, run.banks.predict_logits, moved, test.lengths, labels,
+    found, _ = score(pretrained, run.banks.predict_logits, moved, test.lengths, labels,
                                    data='retarget', roles=held_out)
     rows += found
     timing['evaluate_retarget'] = time.time() - start
@@ -171,6 +182,11 @@ def _pictures(run, report: dict, anon_test: np.ndarray, out_dir: str) -> None:
     if history:
       plots.plot_training_curves(history, os.path.join(plot_dir, f'training_{stage_name}.png'),
                                  title=f'{stage_name} (per epoch)')
+  for name, history in run.banks.history.items():
+    # Classifiers trained with a validation split: their training and validation curves.
+    if history and any('val_accuracy' in entry for entry in history):
+      plots.plot_training_curves(history, os.path.join(plot_dir, f'validation_{name}.png'),
+                                 title=f'{name} (per epoch, validation held out)')
   test = run.data.test
   chosen = [int(i) for i in run.config.evaluate.render_samples if 0 <= int(i) < test.num_samples]
   captions = [f'test sample {i}: action {test.action[i]}, {run.data.privacy_target} '
@@ -213,7 +229,7 @@ def run_evaluate(run) -> dict:
   action_attackers = {n: b for n, b in attackers.items() if b.task == 'action'}
   if action_attackers and 'skipped' not in utility:
     # The retrained GCN action attackers, scored on real skeletons.
-    found, _ = scoring.score_banks(action_attackers, run.banks.predict_logits, data.test.x,
+    found, _ = _scorer(run)(action_attackers, run.banks.predict_logits, data.test.x,
                                    data.test.lengths, _labels(run)['test'], data='original')
     utility.setdefault('train_on_anonymized', {})['retrained_banks'] = [
         {'model': r['model'], 'seed': r['seed'], 'top1': r['top1']} for r in found]

@@ -10,9 +10,11 @@ from skeleton_anon.data import transforms
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import build_anonymizer
 from skeleton_anon.pipeline import anonymized, evaluation
+from skeleton_anon.models.flow_prior import FLOW_PRIOR
 from skeleton_anon.pipeline.anonymizer import STYLE_PRIOR, Anonymizer, save_anonymizer
 from skeleton_anon.pipeline.context import raise_if_stopped
 from skeleton_anon.train import anonymization
+from skeleton_anon.train.flow_prior import fit_flow_prior
 from skeleton_anon.train.style_prior import fit_style_prior
 from skeleton_anon.train.pretrain import Bank
 
@@ -25,7 +27,8 @@ def bank_specs(config, tasks=('action', 'privacy')) -> list[tuple[str, str, str,
   trained against are held-out judges of it (role 'holdout_seed').
   """
   specs = []
-  first_role = ('holdout_seed' if config.anonymizer.arch == STYLE_PRIOR else 'trained_against')
+  fitted = config.anonymizer.arch in (STYLE_PRIOR, FLOW_PRIOR)
+  first_role = 'holdout_seed' if fitted else 'trained_against'
   for task in tasks:
     arch = config.classifiers[task].arch
     specs.append((task, task, first_role, arch, tuple(config.classifiers[task].seeds)))
@@ -58,9 +61,12 @@ def training_groups(specs):
 def _split_bank(bank: Bank, spec, offset: int) -> Bank:
   name, task, role, arch, seeds = spec
   part = slice(offset, offset + len(seeds))
+  validation = None
+  if bank.validation:
+    validation = {k: (v[part] if isinstance(v, list) else v) for k, v in bank.validation.items()}
   return Bank(arch=arch, task=task, role=role, model=bank.model,
               variables=jax.tree.map(lambda a: a[part], bank.variables), seeds=tuple(seeds),
-              num_classes=bank.num_classes, history=bank.history)
+              num_classes=bank.num_classes, history=bank.history, validation=validation)
 
 
 def pretrain_stage(run) -> None:
@@ -118,14 +124,18 @@ def fit_style_prior_stage(run) -> None:
   split, no classifier involved (the pretrained banks only judge it)."""
   cfg, data = run.config, run.data
   knobs = cfg.anonymizer.knobs.to_dict()
-  unknown = sorted(set(knobs) - {'components', 'frames', 'keep_style'})
+  unknown = sorted(set(knobs) - {'components', 'frames', 'keep_style', 'shrink'})
   if unknown:
     raise ConfigError(f'anonymizer style_prior: unknown knobs {unknown}; known: components, '
-                      'frames, keep_style')
+                      'frames, keep_style, shrink')
   if run.io.markers.done('anonymize'):
     logging.info('anonymize: fitted earlier, refitted (closed form, deterministic)')
+  # shrink < 0 (or absent): one subspace per action; in [0, 1]: a shared subspace with each
+  # action's covariance shrunk that far towards the pooled one (train/style_prior.py).
+  shrink = knobs.pop('shrink', -1.0)
   prior = fit_style_prior(data.train.x, data.train.lengths, data.train.action,
                           data.train.subject, data.layout, seed=int(cfg.anonymizer.seed),
+                          shrink=None if shrink is None or float(shrink) < 0 else float(shrink),
                           **knobs)
   logging.info('anonymize: style prior fitted (%d actions, %d components, %d frames)',
                len(prior.actions), prior.basis.shape[-1], prior.frames)
@@ -133,12 +143,35 @@ def fit_style_prior_stage(run) -> None:
   _save_and_mark(run)
 
 
+def fit_flow_prior_stage(run) -> None:
+  """The flow prior (models/flow_prior.py): the style prior's closed-form front end and a
+  flow-matching network trained on every training person at once with config.anonymize's
+  optimizer, lr, batch_size, epochs and min_steps (resumable, data-parallel)."""
+  cfg, data = run.config, run.data
+  if run.io.markers.done('anonymize'):
+    logging.info('anonymize: trained earlier (reloading its checkpoint)')
+  flow, result = fit_flow_prior(
+      data.train.x, data.train.lengths, data.train.action, data.train.subject, data.layout,
+      cfg.anonymizer.knobs.to_dict(), cfg.anonymize, mesh=run.mesh,
+      checkpoint_dir=run.io.checkpoint_dir('anonymize'), seed=int(cfg.anonymizer.seed),
+      writer=run.io.writer, stop_after_steps=int(cfg.debug.stop_after_steps))
+  raise_if_stopped(result, 'anonymize')
+  run.history['anonymize'] = result.history
+  step = int(result.history[-1]['step']) if result.history else 0
+  run.anonymizer = Anonymizer(FLOW_PRIOR, None, {}, step, layout=data.layout, prior=flow.prior,
+                              flow=flow)
+  _save_and_mark(run)
+
+
 def anonymize_stage(run) -> None:
   """Auto-encoder pretraining when configured, then ensemble or adversarial anonymization (or
-  the style prior's closed-form fit)."""
+  the style prior's closed-form fit, or the flow prior's)."""
   cfg, data, io = run.config, run.data, run.io
   if cfg.anonymizer.arch == STYLE_PRIOR:
     fit_style_prior_stage(run)
+    return
+  if cfg.anonymizer.arch == FLOW_PRIOR:
+    fit_flow_prior_stage(run)
     return
   if io.markers.done('anonymize'):
     logging.info('anonymize: finished earlier, skipped (reloading the trained anonymizer)')

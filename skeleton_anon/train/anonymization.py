@@ -29,6 +29,7 @@ def pretrain_reconstruction(model: nn.Module, variables: dict, arrays: dict, tra
                             writer=None, stop_after_steps: int = 0) -> LoopResult:
   """Trains an anonymizer to reproduce its input (masked MSE); states['anonymizer'] is the result."""
   iterator = data_iter.EpochIterator(len(arrays['x']), train_cfg.batch_size, seed=seed)
+  train_cfg = state_lib.stretched(train_cfg, iterator.steps_per_epoch)
   tx = state_lib.build_optimizer(train_cfg, iterator.steps_per_epoch)
   anon_state = parallel.replicate(state_lib.init_state(variables, tx), mesh)
   step = steps.jit_step(functools.partial(steps.reconstruction_step,
@@ -153,6 +154,7 @@ def train_anonymizer(anon_model: nn.Module, anon_variables: dict, action_bank: B
   feature_attack = _feature_attack(cfg, layout, privacy_bank.num_classes)
   precision = section_precision(cfg)
   iterator = data_iter.EpochIterator(len(arrays['x']), cfg.batch_size, seed=seed)
+  cfg = state_lib.stretched(cfg, iterator.steps_per_epoch)
   min_spe, max_spe = _steps_per_epoch(schedule if algorithm == 'adversarial' else 'paper',
                                       iterator.steps_per_epoch, k)
   tx = state_lib.build_optimizer(cfg, min_spe)

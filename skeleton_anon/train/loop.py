@@ -55,11 +55,26 @@ def _host_means(metrics) -> dict[str, float]:
   return {k: float(np.mean(np.asarray(v))) for k, v in metrics.items()}
 
 
+def _record_epoch_metrics(history: list[dict], metrics: dict, *, name: str, writer) -> None:
+  """Adds epoch-end metrics (validation) to the epoch's history entry and TensorBoard."""
+  if not metrics or not history:
+    return
+  entry = history[-1]
+  entry.update({k: float(v) for k, v in metrics.items()})
+  if writer is not None:
+    for k, v in metrics.items():
+      writer.add_scalar(f'{name}/{k}', float(v), entry['step'])
+    writer.flush()
+  logging.info('%s epoch %d: %s', name, entry['epoch'],
+               ', '.join(f'{k}={float(v):.4g}' for k, v in metrics.items()))
+
+
 def train_loop(*, name: str, states: dict, step_fn: Callable, iterator: EpochIterator,
                num_epochs: int, mesh: Mesh, checkpoint_dir: str, rng: jax.Array,
                checkpoint_every: int = 0, stop_after_steps: int = 0, writer=None,
                max_to_keep: int = 2, prepare: Callable[[int, np.ndarray], Any] | None = None,
-               prefetch: int = 2, log_every: int = DEFAULT_LOG_EVERY) -> LoopResult:
+               prefetch: int = 2, log_every: int = DEFAULT_LOG_EVERY,
+               epoch_end: Callable[[dict, int], tuple[dict, dict]] | None = None) -> LoopResult:
   """Runs `step_fn(states, batch, rng, step) -> (states, metrics)` for num_epochs epochs.
 
   `batch` is `prepare(step, indices)` for the step's sample indices, computed `prefetch` steps
@@ -70,6 +85,10 @@ def train_loop(*, name: str, states: dict, step_fn: Callable, iterator: EpochIte
   Resumes from the latest checkpoint in `checkpoint_dir`. The step's key is fold_in(rng, step), so
   an interrupted and resumed run draws the same keys as an uninterrupted one. `stop_after_steps` > 0
   saves and stops once that many global steps are done (used to test kill-and-resume).
+
+  `epoch_end(states, epoch) -> (states, metrics)` runs after every epoch, before its checkpoint
+  (validation and best-epoch selection: pretrain.train_bank_variables); its metrics join the
+  epoch's history entry and TensorBoard, and the states it returns are the ones saved.
   """
   ckpt = StageCheckpointer(checkpoint_dir, max_to_keep=max_to_keep)
   history: list[dict] = []
@@ -152,6 +171,9 @@ def train_loop(*, name: str, states: dict, step_fn: Callable, iterator: EpochIte
                 or (checkpoint_every and step % checkpoint_every == 0))
       if saving or (log_every and len(pending) >= log_every):
         fetch()
+      if epoch_done and epoch_end is not None:
+        states, extra = epoch_end(states, item.epoch)
+        _record_epoch_metrics(history, extra, name=name, writer=writer)
       if saving:
         save()
       if stopping:

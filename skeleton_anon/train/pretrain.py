@@ -40,6 +40,9 @@ class Bank:
   seeds: tuple[int, ...]
   num_classes: int
   history: list = dataclasses.field(default_factory=list)
+  # With a validation split: {'accuracy': [S] best validation top-1, 'epoch': [S] the epoch
+  # each member's variables come from, 'samples': validation size, 'by': how it was drawn}.
+  validation: dict | None = None
 
   @property
   def size(self) -> int:
@@ -77,7 +80,8 @@ def section_precision(cfg) -> str:
 def train_bank_variables(model: nn.Module, variables: dict, arrays: dict, train_cfg, *,
                          mesh: Mesh, checkpoint_dir: str, seed: int, name: str, writer=None,
                          stop_after_steps: int = 0, bank_form: str = 'vmap',
-                         member_ids: Sequence[int] | None = None) -> LoopResult:
+                         member_ids: Sequence[int] | None = None,
+                         validation: dict | None = None) -> LoopResult:
   """Trains a bank on arrays {'x', 'lengths', 'label'} with train_cfg (epochs, batch_size, lr,
   weight_decay, milestones, ...). Resumes from `checkpoint_dir` (then `variables` may be abstract,
   see init_bank); returns the loop result whose states['bank'] is the final NetState (leading seed
@@ -88,15 +92,26 @@ def train_bank_variables(model: nn.Module, variables: dict, arrays: dict, train_
   batch order and the step keys; `member_ids` (the init seeds) give each member
   its own dropout stream (steps.bank_train_step). With the same `seed`, a member trained in a
   bank of several ends where it would alone: the bank a role names is its seeds' classifiers.
+
+  train_cfg.min_steps stretches short runs (state_lib.stretched). `validation` {'x', 'lengths',
+  'label'}: held-out training samples scored after every epoch; each member keeps the variables
+  of its best validation epoch (ties go to the later epoch): the result's states['bank'] holds
+  those, and `selection(result)` says which epoch and accuracy each member's came from.
   """
   num = len(arrays['label'])
   iterator = data_iter.EpochIterator(num, train_cfg.batch_size, seed=seed)
+  train_cfg = state_lib.stretched(train_cfg, iterator.steps_per_epoch)
   tx = state_lib.build_optimizer(train_cfg, iterator.steps_per_epoch)
+  states = {}
   if has_checkpoint(checkpoint_dir):
     # Only the tree structure matters: the loop restores every leaf from the checkpoint.
-    bank_state = jax.eval_shape(lambda v: state_lib.init_bank_state(v, tx), variables)
+    states['bank'] = jax.eval_shape(lambda v: state_lib.init_bank_state(v, tx), variables)
+    if validation is not None:
+      states['best'] = jax.eval_shape(_initial_best, variables)
   else:
-    bank_state = parallel.replicate(state_lib.init_bank_state(variables, tx), mesh)
+    states['bank'] = parallel.replicate(state_lib.init_bank_state(variables, tx), mesh)
+    if validation is not None:
+      states['best'] = parallel.replicate(_initial_best(variables), mesh)
   member_ids = None if member_ids is None else tuple(int(i) for i in member_ids)
   step = steps.jit_step(functools.partial(steps.bank_train_step, bank_form=bank_form,
                                           member_ids=member_ids,
@@ -107,13 +122,62 @@ def train_bank_variables(model: nn.Module, variables: dict, arrays: dict, train_
 
   def step_fn(states, batch, rng, _):
     new_state, metrics = step(states['bank'], batch, rng)
-    return {'bank': new_state}, metrics
+    return {**states, 'bank': new_state}, metrics
 
-  return train_loop(name=name, states={'bank': bank_state}, step_fn=step_fn, iterator=iterator,
-                    num_epochs=train_cfg.epochs, mesh=mesh, checkpoint_dir=checkpoint_dir,
-                    rng=jax.random.key(seed), writer=writer, stop_after_steps=stop_after_steps,
-                    checkpoint_every=train_cfg.get('checkpoint_every', 0), prepare=prepare,
-                    log_every=train_cfg.get('log_every', DEFAULT_LOG_EVERY))
+  epoch_end = None
+  if validation is not None:
+    def epoch_end(states, epoch):
+      current = states['bank'].variables
+      logits = predict_logits(model, current, validation['x'], validation['lengths'], mesh=mesh,
+                              batch_size=train_cfg.batch_size, bank_form=bank_form)
+      accuracy = np.mean(np.argmax(logits, axis=-1) == validation['label'][None], axis=1)
+      best = _keep_best(states['best'], current, jnp.asarray(accuracy, jnp.float32),
+                        jnp.int32(epoch + 1))
+      return {**states, 'best': best}, {
+          'val_accuracy': float(np.mean(accuracy)),
+          'val_best_accuracy': float(np.mean(_fetch(best['accuracy'])))}
+
+  result = train_loop(name=name, states=states, step_fn=step_fn, iterator=iterator,
+                      num_epochs=train_cfg.epochs, mesh=mesh, checkpoint_dir=checkpoint_dir,
+                      rng=jax.random.key(seed), writer=writer, stop_after_steps=stop_after_steps,
+                      checkpoint_every=train_cfg.get('checkpoint_every', 0), prepare=prepare,
+                      log_every=train_cfg.get('log_every', DEFAULT_LOG_EVERY),
+                      epoch_end=epoch_end)
+  if validation is not None and result.finished:
+    chosen = result.states['best']['variables']
+    result.states['bank'] = result.states['bank'].replace(
+        params=chosen['params'], batch_stats=chosen.get('batch_stats', {}))
+  return result
+
+
+def _initial_best(variables: dict) -> dict:
+  """The best-epoch record before any epoch: the initial variables, accuracy -1."""
+  size = jax.tree.leaves(variables)[0].shape[0]
+  return {'variables': jax.tree.map(jnp.array, variables),
+          'accuracy': jnp.full((size,), -1.0, jnp.float32),
+          'epoch': jnp.zeros((size,), jnp.int32)}
+
+
+@jax.jit
+def _keep_best(best: dict, current: dict, accuracy: jax.Array, epoch: jax.Array) -> dict:
+  """Per member: the current variables where validation accuracy is at least the best so far."""
+  better = accuracy >= best['accuracy']
+
+  def pick(old, new):
+    return jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+
+  return {'variables': jax.tree.map(pick, best['variables'], current),
+          'accuracy': jnp.where(better, accuracy, best['accuracy']),
+          'epoch': jnp.where(better, epoch, best['epoch'])}
+
+
+def selection(result: LoopResult) -> dict | None:
+  """{'accuracy': [S], 'epoch': [S]} of a validated training, or None without validation."""
+  best = result.states.get('best')
+  if best is None:
+    return None
+  return {'accuracy': [float(a) for a in _fetch(best['accuracy'])],
+          'epoch': [int(e) for e in _fetch(best['epoch'])]}
 
 
 _bank_logits = jax.jit(steps.bank_logits, static_argnums=(0, 3))

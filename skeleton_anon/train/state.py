@@ -7,6 +7,8 @@ anonymizer, the adversary and each pretraining bank are never stepped by one sha
 
 from __future__ import annotations
 
+import copy
+import math
 from typing import Any, Sequence
 
 import flax
@@ -46,6 +48,33 @@ def sgd(lr: float, steps_per_epoch: int, *, milestones: Sequence[int] = (), gamm
       optax.add_decayed_weights(weight_decay),
       optax.sgd(step_schedule(lr, steps_per_epoch, milestones, gamma), momentum=momentum,
                 nesterov=nesterov))
+
+
+def stretched(cfg, steps_per_epoch: int):
+  """A copy of training section `cfg` whose length is at least cfg.min_steps optimizer steps.
+
+  Epoch counts tuned on a large file give a small one only a few dozen steps (8 epochs of 4
+  batches on a 240-sequence set), too few for any network to learn. With `min_steps` > 0 the
+  epochs grow to ceil(min_steps / steps_per_epoch) when that is more, and every milestone
+  (`milestones`, and the adversary's `privacy_milestones`) moves by the same factor, so the
+  schedule keeps its shape in steps. Sections without min_steps (the paper's Table 4 configs)
+  come back unchanged.
+  """
+  min_steps = int(cfg.get('min_steps', 0) or 0)
+  epochs = int(cfg.get('epochs', 0))
+  if min_steps < 0:
+    from skeleton_anon.errors import ConfigError
+    raise ConfigError(f'min_steps must be >= 0, got {min_steps}')
+  needed = math.ceil(min_steps / max(1, int(steps_per_epoch)))
+  if epochs <= 0 or needed <= epochs:
+    return cfg
+  out = copy.deepcopy(cfg)
+  factor = needed / epochs
+  out['epochs'] = needed
+  for key in ('milestones', 'privacy_milestones'):
+    if key in out:
+      out[key] = [max(1, round(int(m) * factor)) for m in out[key]]
+  return out
 
 
 def freeze_subtrees(tx: optax.GradientTransformation, params, frozen: Sequence[str]):

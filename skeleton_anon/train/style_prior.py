@@ -37,20 +37,33 @@ def population_reference(posture: np.ndarray) -> np.ndarray:
   return reference
 
 
-def _action_model(encoded: np.ndarray, people: np.ndarray, components: int):
+def _action_model(encoded: np.ndarray, people: np.ndarray, components: int,
+                  shared: tuple[np.ndarray, np.ndarray] | None = None, shrink: float = 0.0):
   """(mean [D], basis [D, K], chol [K, K], rotation [K, K], between [K]) of one action's
-  encodings [n, D]; columns beyond the action's rank are zero padding (they change nothing)."""
+  encodings [n, D]; columns beyond the action's rank are zero padding (they change nothing).
+
+  shared: (basis [D, K], pooled covariance [K, K]) of every action's within-action variation;
+  with it the action lives in the shared basis and its covariance is shrunk towards the pooled
+  one by `shrink` (1: the pooled covariance alone), so an action seen ~19 times borrows the
+  variety of all the others instead of being one near-degenerate Gaussian."""
   n, d = encoded.shape
   mean = encoded.mean(0)
   centred = encoded - mean
-  _, _, vt = np.linalg.svd(centred, full_matrices=False)
-  k = min(components, max(n - 1, 0), d)
-  basis = np.zeros((d, components))
-  basis[:, :k] = vt[:k].T
+  if shared is None:
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    k = min(components, max(n - 1, 0), d)
+    basis = np.zeros((d, components))
+    basis[:, :k] = vt[:k].T
+  else:
+    basis, pooled = shared
+    k = int(np.sum(np.any(basis != 0, axis=0)))
   z = centred @ basis[:, :k]
   cov = np.eye(components)
   if k:
-    cov[:k, :k] = np.atleast_2d(np.cov(z.T)) + COVARIANCE_EPS * np.eye(k)
+    own = np.atleast_2d(np.cov(z.T)) if n > 1 else np.zeros((k, k))
+    if shared is not None:
+      own = (1.0 - shrink) * own + shrink * pooled[:k, :k]
+    cov[:k, :k] = own + COVARIANCE_EPS * np.eye(k)
   chol = np.linalg.cholesky(cov)
   whitened = np.linalg.solve(chol[:k, :k], z.T).T if k else z
   between = np.zeros((k, k))
@@ -67,15 +80,37 @@ def _action_model(encoded: np.ndarray, people: np.ndarray, components: int):
   return mean, basis, chol, rotation, shares
 
 
+def shared_subspace(encoded: np.ndarray, rows: np.ndarray, components: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+  """(basis [D, K], pooled covariance [K, K]) of the within-action residuals of all actions."""
+  residual = encoded.astype(np.float64).copy()
+  for r in np.unique(rows):
+    residual[rows == r] -= residual[rows == r].mean(0)
+  _, _, vt = np.linalg.svd(residual, full_matrices=False)
+  k = min(components, max(len(encoded) - len(np.unique(rows)), 0), encoded.shape[1])
+  basis = np.zeros((encoded.shape[1], components))
+  basis[:, :k] = vt[:k].T
+  z = residual @ basis[:, :k]
+  pooled = np.zeros((components, components))
+  pooled[:k, :k] = z.T @ z / max(len(z) - len(np.unique(rows)), 1)
+  return basis, pooled
+
+
 def fit_style_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray,
                     subject: np.ndarray, layout: Layout, *, components: int = 48,
-                    frames: int = 0, keep_style: float = 0.0, seed: int = 0) -> StylePrior:
+                    frames: int = 0, keep_style: float = 0.0, seed: int = 0,
+                    shrink: float | None = None) -> StylePrior:
   """A StylePrior fitted on training samples x [N, M, T, V, C] with their action and subject
   labels (subject: who performed, used only to measure which directions are identity).
 
   components: principal directions per action; frames: encoding length (0: `auto_frames`);
-  keep_style: directions with a between-person share below it are kept from the input (0: none).
+  keep_style: directions with a between-person share below it are kept from the input (0: none);
+  shrink: None keeps one principal subspace per action; a value in [0, 1] puts every action in
+  one subspace shared by all (`shared_subspace`) and shrinks each action's covariance towards
+  the pooled within-action covariance by that much (1: every action has the pooled one).
   """
+  if shrink is not None and not 0.0 <= float(shrink) <= 1.0:
+    raise ConfigError(f'style_prior: shrink must be in [0, 1] (or None), got {shrink}')
   x = np.asarray(x, np.float32)
   lengths = np.asarray(lengths, np.int32)
   action, subject = np.asarray(action), np.asarray(subject)
@@ -101,7 +136,9 @@ def fit_style_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray,
   else:
     weights, bias = np.zeros((feats.shape[1], 1), np.float32), np.zeros(1, np.float32)
   encoded = transforms.direction_encoding(front, lengths, layout, frames).reshape(len(x), -1)
-  parts = [_action_model(encoded[rows == r].astype(np.float64), subject[rows == r], components)
+  shared = None if shrink is None else shared_subspace(encoded, rows, components)
+  parts = [_action_model(encoded[rows == r].astype(np.float64), subject[rows == r], components,
+                         shared, 0.0 if shrink is None else float(shrink))
            for r in range(len(actions))]
   stacked = [np.stack([p[i] for p in parts]) for i in range(5)]
   salt = int(np.random.default_rng(seed).integers(2 ** 31))

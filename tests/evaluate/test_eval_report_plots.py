@@ -30,7 +30,7 @@ def _report(privacy_drop=0.5, ensemble=None):
                                             model='stgcn', seed=4, role=role, top1=prv,
                                             top5=None))
   return report_lib.build_report(
-      dataset={'path': 'd.npz', 'num_train': 10, 'num_test': 5, 'privacy_target': 'gender'},
+      dataset={'path': 'd.npz', 'num_train': 1000, 'num_test': 500, 'privacy_target': 'gender'},
       chance={'action': 0.1, 'privacy': 0.6}, evaluations=rows,
       recon_rmse={'anonymized': 0.03, 'retarget': 0.02,
                   'noise': [{'sigma': 0.01, 'rmse': 0.01}, {'sigma': 0.1, 'rmse': 0.1}]},

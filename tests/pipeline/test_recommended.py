@@ -28,6 +28,7 @@ def _recommended(data_path, privacy_target, name='recommended'):
   c.model_knobs.sgn.width = 8
   for section in (c.pretrain.action, c.pretrain.privacy):
     section.epochs, section.batch_size, section.milestones = 1, 16, []
+    section.min_steps = 6          # still stretched (1 epoch is 3 steps), still validated
   if c.anonymizer.arch == 'style_prior':
     c.anonymizer.knobs.components = 4
   else:
@@ -64,6 +65,13 @@ def test_recommended_style_prior_runs_judged_by_classifiers_it_never_saw(tmp_pat
   assert {e['role'] for e in report['evaluations']} == {'holdout_seed', 'retrained'}
   assert 'adversary' not in run.banks
   assert report['fidelity']['bone_std_changed'] < 1e-4
+  # The judges were stretched to min_steps, validated, and their curves drawn.
+  validation = report['run']['validation']
+  assert set(validation) == {'action', 'privacy'}
+  assert all(e >= 1 for v in validation.values() for e in v['epoch'])
+  assert validation['privacy']['by'] == 'sequence'
+  assert os.path.exists(os.path.join(workdir, 'plots', 'validation_privacy.png'))
+  assert 'learning' in report and all('learned' in e for e in report['evaluations'])
   x = run.data.test.x
   x_anon = run.anonymize(x, run.data.test.lengths)
   assert not np.allclose(x_anon, x)

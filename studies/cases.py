@@ -1,0 +1,36 @@
+"""The real sets every study reports on, and where their files are (made on demand).
+
+    case -> (file, privacy target, overrides)
+
+msrc12 is 30 people x 12 gestures with the file's own closed-set split; msrc12_10p is the
+10-person subset of studies/subsets.py (the small-data regime of users' own sets: 10 people,
+<= 3 repetitions per gesture); KGBD is one action (walking): privacy-only runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from subsets import SUBSET_NAME, msrc12_subset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+CASES = {
+    'msrc12_subject': ('msrc12.npz', 'subject', []),
+    'msrc12_10p_subject': (SUBSET_NAME, 'subject', []),
+    'kgbd_subject': ('kgbd_dev.npz', 'subject', ['--config.data.split_rule=last_per_subject']),
+    'kgbd_gender': ('kgbd_dev.npz', 'gender', ['--config.data.split_rule=by_subject',
+                                               '--config.data.test_fraction=0.3333']),
+}
+
+
+def case_path(case: str, data_dir: str) -> str | None:
+  """The case's file (the subset is written under runs/data from msrc12.npz), or None."""
+  file_name = CASES[case][0]
+  if file_name == SUBSET_NAME:
+    source = os.path.join(data_dir, 'msrc12.npz')
+    if not os.path.exists(source):
+      return None
+    return msrc12_subset(source, os.path.join(ROOT, 'runs', 'data', SUBSET_NAME))
+  path = os.path.realpath(os.path.join(data_dir, file_name))
+  return path if os.path.exists(path) else None
