@@ -57,7 +57,10 @@ def get_config():
   # Anonymizer: the fitted style prior (96 principal sequences per action, every direction drawn;
   # 48 gave the same privacy with less diversity and a worse train-on-anonymized score).
   c.anonymizer.arch = 'style_prior'
-  c.anonymizer.knobs = ml_collections.ConfigDict(dict(components=96, frames=0, keep_style=0.0))
+  # shrink < 0: one subspace per action; 1.0 (the 'shared_cov' baseline of studies/privacy.py):
+  # one subspace and one pooled covariance for all actions (train/style_prior.py).
+  c.anonymizer.knobs = ml_collections.ConfigDict(dict(components=96, frames=0, keep_style=0.0,
+                                                      shrink=-1.0, vary_body=0.0))
   c.anonymizer.retarget_first = False     # the style prior retargets itself
 
   # Evaluation: the pretrained SGNs (held out: the style prior saw none), attackers retrained on

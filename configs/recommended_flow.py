@@ -23,7 +23,8 @@ def get_config():
   c = recommended.get_config()
   c.anonymizer.arch = 'flow_prior'
   c.anonymizer.knobs = ml_collections.ConfigDict(dict(
-      components=96, frames=0, hidden=256, depth=3, embed=32, sample_steps=16))
+      components=96, frames=0, hidden=256, depth=3, embed=32, sample_steps=16, duration=0,
+      vary_body=0.0))
   # Flow-matching training: Adam, at least 3000 steps whatever the file's size (seconds on a
   # CPU: the network reads 96 numbers per sequence, not the skeleton).
   a = c.anonymize

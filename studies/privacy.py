@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -37,20 +38,30 @@ METHODS = {
     'learned': ('recommended_learned.py', []),
     'residual_mlp': ('recommended_learned.py', ['--config.anonymizer.arch=residual_mlp',
                                                 '--config.anonymizer.knobs={}']),
+    'flow': ('recommended_flow.py', []),
+    'flow_body': ('recommended_flow.py', ['--config.anonymizer.knobs.vary_body=1.0']),
+    'shared_cov': ('recommended.py', ['--config.anonymizer.knobs.shrink=1.0']),
+    'body': ('recommended.py', ['--config.anonymizer.knobs.vary_body=1.0']),
     'no_feature_attacker': ('recommended_learned.py',
                             ['--config.anonymize.feature_attack_weight=0.0']),
 }
 
 
-def run_case(case: str, method: str, data_dir: str, out: str, extra: list[str]) -> str | None:
-  """Runs (or resumes) one pipeline run; returns its workdir, or None when the data is absent."""
+def run_case(case: str, method: str, data_dir: str, out: str, extra: list[str],
+             share: bool = False) -> str | None:
+  """Runs (or resumes) one pipeline run; returns the folder of its report.json, or None when
+  the data is absent. share=True runs every method of a case in one workdir (OUT/case/shared):
+  the pipeline keeps the finished pretrain stage, whose inputs did not change, and reruns from
+  the anonymizer on; each method's report is copied to OUT/case/method."""
   _, target, overrides = CASES[case]
   path = case_path(case, data_dir)
   if path is None:
     print(f'{case}: its file is not in {data_dir}, skipped')
     return None
-  workdir = os.path.join(out, case, method)
+  workdir = os.path.join(out, case, 'shared' if share else method)
   config, method_overrides = METHODS[method]
+  if share:
+    extra = [*extra, '--config.allow_config_change=True']
   command = [sys.executable, '-m', 'skeleton_anon.main',
              f'--config={ROOT}/configs/{config}', f'--workdir={workdir}',
              f'--config.data.path={path}', f'--config.data.privacy_target={target}',
@@ -59,7 +70,13 @@ def run_case(case: str, method: str, data_dir: str, out: str, extra: list[str]) 
   start = time.time()
   subprocess.run(command, check=True, cwd=ROOT)
   print(f'{case} / {method}: {time.time() - start:.0f} s', flush=True)
-  return workdir
+  if not share:
+    return workdir
+  keep = os.path.join(out, case, method)
+  os.makedirs(keep, exist_ok=True)
+  for name in ('report.json', 'report.md'):
+    shutil.copyfile(os.path.join(workdir, name), os.path.join(keep, name))
+  return keep
 
 
 def points(case: str, method: str, report: dict) -> list[dict]:
@@ -224,6 +241,8 @@ def main(argv=None) -> None:
   parser.add_argument('--methods', default='recommended')
   parser.add_argument('--network_seeds', type=int, default=NETWORK_SEEDS,
                       help='seeds of every network bank (rows are mean +- spread over them)')
+  parser.add_argument('--share_pretrain', action='store_true',
+                      help='one workdir per case: the judges are trained once for all methods')
   parser.add_argument('--extra', action='append', default=[],
                       help='one more --config.* override for every run (repeatable)')
   args = parser.parse_args(argv)
@@ -231,7 +250,8 @@ def main(argv=None) -> None:
   for case in args.cases.split(','):
     for method in args.methods.split(','):
       workdir = run_case(case, method, args.data_dir, args.out,
-                         seed_overrides(args.network_seeds) + args.extra)
+                         seed_overrides(args.network_seeds) + args.extra,
+                         share=args.share_pretrain)
       if workdir is None:
         continue
       with open(os.path.join(workdir, 'report.json')) as f:

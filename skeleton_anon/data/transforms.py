@@ -169,7 +169,8 @@ def direction_decoding(packed: np.ndarray, out_lengths: np.ndarray, num_frames: 
                        layout: Layout, bone_lengths_: np.ndarray, *,
                        present: np.ndarray | None = None) -> np.ndarray:
   """Skeletons [N, M, num_frames, V, C] from `direction_encoding`s, sample n resampled to
-  out_lengths[n] frames (the rest zero) with every bone at `bone_lengths_` [V].
+  out_lengths[n] frames (the rest zero) with every bone at `bone_lengths_` [V] (or, per
+  sample, [N, V]).
 
   Directions are renormalised after resampling (and after whatever was done to them), so bone
   lengths are constant over time by construction. A person slot is present where `present`
@@ -189,7 +190,9 @@ def direction_decoding(packed: np.ndarray, out_lengths: np.ndarray, num_frames: 
     q[..., layout.root, :] = 0
     norm = np.linalg.norm(q, axis=-1, keepdims=True)
     d = np.divide(q, norm, out=np.zeros_like(q), where=norm > 0)
-    rebuilt = root + np.einsum('jk,...kc->...jc', path, d * bone_lengths_[:, None])
+    lengths_here = (bone_lengths_[:, None] if np.ndim(bone_lengths_) == 1 else
+                    np.asarray(bone_lengths_)[idx][:, None, None, :, None])
+    rebuilt = root + np.einsum('jk,...kc->...jc', path, d * lengths_here)
     out[idx, :, :n_frames] = rebuilt * present[idx][:, :, None, None, None]
   return out
 

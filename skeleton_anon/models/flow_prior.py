@@ -36,8 +36,13 @@ import numpy as np
 from skeleton_anon.models.style_prior import StylePrior
 
 FLOW_PRIOR = 'flow_prior'
-KNOBS = ('components', 'frames', 'hidden', 'depth', 'embed', 'sample_steps')
-DEFAULT_KNOBS = dict(components=96, frames=0, hidden=256, depth=3, embed=32, sample_steps=16)
+KNOBS = ('components', 'frames', 'hidden', 'depth', 'embed', 'sample_steps', 'duration',
+         'vary_body')
+# duration=1 also conditions the draw on the input's log duration. Off by default: people have
+# their own speeds, and on the 10-person MSRC-12 subset a duration-conditioned flow let the
+# retrained body attacker reach 0.325 identity (chance 0.10; docs/privacy.md).
+DEFAULT_KNOBS = dict(components=96, frames=0, hidden=256, depth=3, embed=32, sample_steps=16,
+                     duration=0, vary_body=0.0)
 
 
 def time_features(t: jnp.ndarray, dim: int) -> jnp.ndarray:
@@ -105,7 +110,9 @@ class FlowPrior:
 
   prior: a StylePrior fitted with a shared subspace (prior.basis[a] is the same for every a);
   scale [K]: standard deviation of each coordinate; variables: {'params'} of `model`;
-  sample_steps: midpoint steps per draw; log_duration_mean/std standardise the condition.
+  sample_steps: midpoint steps per draw; log_duration_mean/std standardise the condition,
+  which is all zeros unless condition_duration (the draw then ignores the duration; the decoder
+  still plays it at the input's duration).
   """
   prior: StylePrior
   model: VelocityField
@@ -114,8 +121,11 @@ class FlowPrior:
   log_duration_mean: float
   log_duration_std: float
   sample_steps: int = 16
+  condition_duration: bool = False
 
   def log_duration(self, lengths) -> np.ndarray:
+    if not self.condition_duration:
+      return np.zeros(len(lengths), np.float32)
     return ((np.log(np.maximum(np.asarray(lengths, np.float32), 1.0)) - self.log_duration_mean)
             / self.log_duration_std).astype(np.float32)
 

@@ -65,17 +65,28 @@ class StylePrior:
   between: np.ndarray           # [A, K] between-person share of each rotated direction
   keep_style: float = 0.0
   salt: int = 0
+  # Population body variety (`vary_body`): Cholesky factors of the covariance of the training
+  # people's log bone-length ratios to the medians [V, V] and of their mean root positions
+  # [C, C], and how much of that spread each draw gets (0: every output has the medians and the
+  # mean placement, as before).
+  bone_log_chol: np.ndarray | None = None
+  placement_chol: np.ndarray | None = None
+  body_spread: float = 0.0
 
   def to_arrays(self) -> dict[str, np.ndarray]:
-    return {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)}
+    return {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None}
 
   @classmethod
   def from_arrays(cls, arrays) -> 'StylePrior':
     values = {}
+    names = set(arrays)
     for f in dataclasses.fields(cls):
+      if f.name not in names and f.default is not dataclasses.MISSING:
+        continue                       # written before the field existed: its default
       a = np.asarray(arrays[f.name])
       values[f.name] = (int(a) if f.name in ('frames', 'salt') else
-                        float(a) if f.name == 'keep_style' else a)
+                        float(a) if f.name in ('keep_style', 'body_spread') else a)
     return cls(**values)
 
 
@@ -128,6 +139,23 @@ def resample_style(prior: StylePrior, row: int, encoded: np.ndarray,
   return mean + z @ basis.T
 
 
+def body_draws(prior: StylePrior, seeds: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+  """(bone lengths [n, V], root offsets [n, C]) of each draw: the medians and no offset, or,
+  with prior.body_spread > 0, a body and a place drawn from the population's spread (from the
+  draw's seed alone: nothing of the input's own proportions)."""
+  v, c = len(prior.bone_lengths), len(prior.placement)
+  lengths = np.broadcast_to(prior.bone_lengths, (len(seeds), v)).astype(np.float32)
+  offsets = np.zeros((len(seeds), c), np.float32)
+  if prior.body_spread <= 0 or prior.bone_log_chol is None:
+    return lengths, offsets
+  for i, s in enumerate(seeds):
+    rng = np.random.default_rng([*s, 1])
+    ratio = prior.body_spread * (prior.bone_log_chol @ rng.standard_normal(v))
+    lengths[i] = prior.bone_lengths * np.exp(ratio)
+    offsets[i] = prior.body_spread * (prior.placement_chol @ rng.standard_normal(c))
+  return lengths, offsets
+
+
 def anonymize(prior: StylePrior, x: np.ndarray, lengths: np.ndarray, layout: Layout, *,
               generator=None, seeds: list[list[int]] | None = None) -> np.ndarray:
   """float32 array of x's shape [N, M, T, V, C]: the style-prior anonymization of every sample
@@ -157,7 +185,12 @@ def anonymize(prior: StylePrior, x: np.ndarray, lengths: np.ndarray, layout: Lay
         idx = np.flatnonzero(rows == row)
         drawn[idx] = resample_style(prior, int(row), flat[idx], [chunk_seeds[i] for i in idx])
     present = np.any(chunk != 0, axis=(2, 3, 4))
-    out[lo:lo + len(chunk)] = transforms.direction_decoding(
-        drawn.reshape(encoded.shape), n, x.shape[2], layout, prior.bone_lengths,
-        present=present)
+    bodies, offsets = body_draws(prior, chunk_seeds)
+    decoded = transforms.direction_decoding(
+        drawn.reshape(encoded.shape), n, x.shape[2], layout,
+        bodies if prior.body_spread > 0 else prior.bone_lengths, present=present)
+    if prior.body_spread > 0:
+      mask = transforms.valid_mask(decoded, n)[..., None, None]
+      decoded = np.where(mask, decoded + offsets[:, None, None, None], 0.0).astype(np.float32)
+    out[lo:lo + len(chunk)] = decoded
   return out

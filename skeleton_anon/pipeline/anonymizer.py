@@ -154,7 +154,8 @@ def _load_flow(directory, info: dict, layout: Layout, mesh) -> Anonymizer:
                             scale=np.asarray(extra['scale'], np.float32),
                             log_duration_mean=float(duration[0]),
                             log_duration_std=float(duration[1]),
-                            sample_steps=int(knobs['sample_steps']))
+                            sample_steps=int(knobs['sample_steps']),
+                            condition_duration=bool(knobs['duration']))
   return Anonymizer(FLOW_PRIOR, None, {}, int(info['step']), layout=layout, prior=prior,
                     flow=flow)
 

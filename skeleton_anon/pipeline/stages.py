@@ -124,10 +124,10 @@ def fit_style_prior_stage(run) -> None:
   split, no classifier involved (the pretrained banks only judge it)."""
   cfg, data = run.config, run.data
   knobs = cfg.anonymizer.knobs.to_dict()
-  unknown = sorted(set(knobs) - {'components', 'frames', 'keep_style', 'shrink'})
+  unknown = sorted(set(knobs) - {'components', 'frames', 'keep_style', 'shrink', 'vary_body'})
   if unknown:
     raise ConfigError(f'anonymizer style_prior: unknown knobs {unknown}; known: components, '
-                      'frames, keep_style, shrink')
+                      'frames, keep_style, shrink, vary_body')
   if run.io.markers.done('anonymize'):
     logging.info('anonymize: fitted earlier, refitted (closed form, deterministic)')
   # shrink < 0 (or absent): one subspace per action; in [0, 1]: a shared subspace with each

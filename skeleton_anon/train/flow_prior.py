@@ -72,14 +72,18 @@ def fit_flow_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray, subje
   # shrink=1: one subspace for all actions; the flow models the rest.
   prior = fit_style_prior(x, lengths, action, subject, layout,
                           components=int(knobs['components']), frames=int(knobs['frames']),
-                          seed=seed, shrink=1.0)
+                          seed=seed, shrink=1.0, vary_body=float(knobs['vary_body']))
   z, rows, lengths = training_coordinates(prior, x, lengths, action, layout)
   scale = np.maximum(z.std(axis=0), SCALE_FLOOR).astype(np.float32)
   log_len = np.log(np.maximum(lengths, 1).astype(np.float32))
   mean_len, std_len = float(log_len.mean()), float(max(log_len.std(), 1e-3))
   model = flow_lib.build_velocity_field(prior, knobs)
+  flow = flow_lib.FlowPrior(prior=prior, model=model, variables={}, scale=scale,
+                            log_duration_mean=mean_len, log_duration_std=std_len,
+                            sample_steps=int(knobs['sample_steps']),
+                            condition_duration=bool(knobs['duration']))
   arrays = {'u': (z / scale).astype(np.float32), 'action': rows,
-            'log_duration': ((log_len - mean_len) / std_len).astype(np.float32)}
+            'log_duration': flow.log_duration(lengths)}
   # Small sets: the loop's epoch runs over the samples several times (indices modulo N).
   repeat = max(1, -(-MIN_STEPS_PER_EPOCH * int(train_cfg.batch_size) // len(z)))
   iterator = data_iter.EpochIterator(len(z) * repeat, train_cfg.batch_size, seed=seed)
@@ -101,8 +105,5 @@ def fit_flow_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray, subje
                       rng=jax.random.key(seed), writer=writer, stop_after_steps=stop_after_steps,
                       checkpoint_every=train_cfg.get('checkpoint_every', 0), prepare=prepare,
                       log_every=train_cfg.get('log_every', DEFAULT_LOG_EVERY))
-  params = jax.device_get(result.states['flow'].params)
-  flow = flow_lib.FlowPrior(prior=prior, model=model, variables={'params': params},
-                            scale=scale, log_duration_mean=mean_len,
-                            log_duration_std=std_len, sample_steps=int(knobs['sample_steps']))
+  flow.variables = {'params': jax.device_get(result.states['flow'].params)}
   return flow, result

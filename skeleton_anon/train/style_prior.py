@@ -80,6 +80,26 @@ def _action_model(encoded: np.ndarray, people: np.ndarray, components: int,
   return mean, basis, chol, rotation, shares
 
 
+def population_spread(x: np.ndarray, lengths: np.ndarray, subject: np.ndarray, layout: Layout,
+                      bone_lengths: np.ndarray, root: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+  """Cholesky factors of the people's spread: of their log bone-length ratios to the medians
+  [V, V] and of their mean root positions [C, C] (one point per person, not per sequence)."""
+  people = np.unique(subject)
+  ratios, places = [], []
+  safe = np.where(bone_lengths > 0, bone_lengths, 1.0)
+  for p in people:
+    mine = subject == p
+    own = transforms.median_bone_lengths(x[mine], lengths[mine], layout)
+    ratios.append(np.where(bone_lengths > 0, np.log(np.maximum(own, 1e-6) / safe), 0.0))
+    places.append(root[mine].mean(0))
+  def chol(points):
+    points = np.asarray(points, np.float64)
+    cov = np.cov(points.T) if len(points) > 1 else np.zeros((points.shape[1],) * 2)
+    return np.linalg.cholesky(np.atleast_2d(cov) + 1e-10 * np.eye(points.shape[1]))
+  return chol(ratios).astype(np.float32), chol(places).astype(np.float32)
+
+
 def shared_subspace(encoded: np.ndarray, rows: np.ndarray, components: int
                     ) -> tuple[np.ndarray, np.ndarray]:
   """(basis [D, K], pooled covariance [K, K]) of the within-action residuals of all actions."""
@@ -99,7 +119,7 @@ def shared_subspace(encoded: np.ndarray, rows: np.ndarray, components: int
 def fit_style_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray,
                     subject: np.ndarray, layout: Layout, *, components: int = 48,
                     frames: int = 0, keep_style: float = 0.0, seed: int = 0,
-                    shrink: float | None = None) -> StylePrior:
+                    shrink: float | None = None, vary_body: float = 0.0) -> StylePrior:
   """A StylePrior fitted on training samples x [N, M, T, V, C] with their action and subject
   labels (subject: who performed, used only to measure which directions are identity).
 
@@ -107,7 +127,11 @@ def fit_style_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray,
   keep_style: directions with a between-person share below it are kept from the input (0: none);
   shrink: None keeps one principal subspace per action; a value in [0, 1] puts every action in
   one subspace shared by all (`shared_subspace`) and shrinks each action's covariance towards
-  the pooled within-action covariance by that much (1: every action has the pooled one).
+  the pooled within-action covariance by that much (1: every action has the pooled one);
+  vary_body: > 0 gives every output a body (bone lengths) and a place (root offset) drawn from
+  a Gaussian fitted to the training people's spread, scaled by vary_body (1: the population's
+  own spread), instead of the medians and the mean placement for everyone, so recognizers
+  trained on the release meet the variety of real bodies (independent of the input's body).
   """
   if shrink is not None and not 0.0 <= float(shrink) <= 1.0:
     raise ConfigError(f'style_prior: shrink must be in [0, 1] (or None), got {shrink}')
@@ -142,9 +166,11 @@ def fit_style_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray,
            for r in range(len(actions))]
   stacked = [np.stack([p[i] for p in parts]) for i in range(5)]
   salt = int(np.random.default_rng(seed).integers(2 ** 31))
+  bone_chol, place_chol = population_spread(x, lengths, subject, layout, bone_lengths, root)
   return StylePrior(bone_lengths=bone_lengths, reference=reference.astype(np.float32),
                     placement=placement.astype(np.float32), frames=frames,
                     feature_mean=scaler.mean, feature_scale=scaler.scale, weights=weights,
                     bias=bias, actions=actions, mean=stacked[0], basis=stacked[1],
                     chol=stacked[2], rotation=stacked[3], between=stacked[4],
-                    keep_style=float(keep_style), salt=salt)
+                    keep_style=float(keep_style), salt=salt, bone_log_chol=bone_chol,
+                    placement_chol=place_chol, body_spread=float(vary_body))

@@ -31,6 +31,9 @@ def _recommended(data_path, privacy_target, name='recommended'):
     section.min_steps = 6          # still stretched (1 epoch is 3 steps), still validated
   if c.anonymizer.arch == 'style_prior':
     c.anonymizer.knobs.components = 4
+  elif c.anonymizer.arch == 'flow_prior':
+    c.anonymizer.knobs.update(dict(components=4, hidden=16, depth=1, embed=8, sample_steps=2))
+    c.anonymize.min_steps = 10
   else:
     c.anonymizer.knobs.width = 8
     c.anonymizer.knobs.dilations = (1, 2)
@@ -103,6 +106,27 @@ def test_recommended_learned_trains_against_a_fresh_population(tmp_path, monkeyp
   mask = transforms.valid_mask(x_anon, lengths)
   spread = [bones[n, m][mask[n, m]].std(axis=0).max() for n, m in zip(*np.nonzero(mask.any(-1)))]
   assert max(spread) < 1e-4
+
+
+@pytest.mark.slow
+def test_recommended_flow_trains_saves_and_exports(tmp_path, monkeypatch):
+  """The flow prior's stage: trained (Orbax checkpoints), saved, reloaded, exported."""
+  from skeleton_anon import pipeline
+  from skeleton_anon.pipeline import stages
+  from skeleton_anon.pipeline.anonymizer import load_anonymizer
+  monkeypatch.setattr(stages.evaluation, 'run_evaluate', lambda run: None)
+  workdir = str(tmp_path / 'run')
+  run = pipeline.run(_recommended(_file(tmp_path, 2), 'subject', 'recommended_flow'), workdir)
+  assert run.anonymizer.arch == 'flow_prior' and run.anonymizer.step >= 10
+  assert {b.role for b in run.banks.values()} == {'holdout_seed'}   # fitted: no white box
+  assert os.listdir(os.path.join(workdir, 'checkpoints', 'anonymize'))
+  x, lengths = run.data.test.x, run.data.test.lengths
+  x_anon = run.anonymize(x, lengths)
+  assert not np.allclose(x_anon, x)
+  loaded, info = load_anonymizer(workdir)
+  assert info['arch'] == 'flow_prior'
+  np.testing.assert_array_equal(loaded.apply(x, lengths, mesh=run.mesh), x_anon)
+  assert os.path.exists(os.path.join(workdir, 'export', 'manifest.json'))
 
 
 @pytest.mark.slow
