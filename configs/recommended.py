@@ -29,7 +29,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import default  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
-def get_config():
+def network_seeds(c, arg: str) -> None:
+  """`--config=configs/recommended.py:seeds=N`: N seeds for every network bank (the held-out
+  judges and the retrained attackers), so their rows can be read as mean +- spread (lists
+  cannot be overridden on the command line)."""
+  if not arg:
+    return
+  key, _, value = arg.partition('=')
+  if key != 'seeds' or not value.isdigit() or int(value) < 1:
+    raise ValueError(f"config argument {arg!r}: expected 'seeds=N' with N >= 1")
+  n = int(value)
+  c.classifiers.action.seeds = list(range(n))
+  c.classifiers.privacy.seeds = list(range(100, 100 + n))
+  c.evaluate.retrained_seeds = list(range(300, 300 + n))
+
+
+def get_config(arg: str = ''):
   c = default.get_config()
   c.data.privacy_target = 'subject'
   c.data.split_rule = 'auto'
@@ -73,4 +88,5 @@ def get_config():
   c.evaluate.noise_sigmas = [0.01, 0.05]
   c.evaluate.attacks = 'fast'
   c.evaluate.batch_size = 128
+  network_seeds(c, arg)
   return c

@@ -19,8 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import recommended  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
-def get_config():
-  c = recommended.get_config()
+def get_config(arg: str = ''):
+  c = recommended.get_config(arg)      # 'seeds=N': see recommended.network_seeds
   c.anonymizer.arch = 'flow_prior'
   c.anonymizer.knobs = ml_collections.ConfigDict(dict(
       components=96, frames=0, hidden=256, depth=3, embed=32, sample_steps=16, duration=0,

@@ -48,7 +48,7 @@ METHODS = {
 
 
 def run_case(case: str, method: str, data_dir: str, out: str, extra: list[str],
-             share: bool = False) -> str | None:
+             share: bool = False, num_seeds: int = 1) -> str | None:
   """Runs (or resumes) one pipeline run; returns the folder of its report.json, or None when
   the data is absent. share=True runs every method of a case in one workdir (OUT/case/shared):
   the pipeline keeps the finished pretrain stage, whose inputs did not change, and reruns from
@@ -63,7 +63,8 @@ def run_case(case: str, method: str, data_dir: str, out: str, extra: list[str],
   if share:
     extra = [*extra, '--config.allow_config_change=True']
   command = [sys.executable, '-m', 'skeleton_anon.main',
-             f'--config={ROOT}/configs/{config}', f'--workdir={workdir}',
+             f'--config={ROOT}/configs/{config_argument(config, num_seeds)}',
+             f'--workdir={workdir}',
              f'--config.data.path={path}', f'--config.data.privacy_target={target}',
              *overrides, *method_overrides, *extra]
   print(f'{case} / {method}: {" ".join(command[2:])}', flush=True)
@@ -118,13 +119,12 @@ def points(case: str, method: str, report: dict) -> list[dict]:
 NETWORK_SEEDS = 3
 
 
-def seed_overrides(num: int) -> list[str]:
-  """Overrides that give every network bank of a run `num` seeds."""
-  if num <= 1:
-    return []
-  return [f'--config.classifiers.action.seeds={list(range(num))}',
-          f'--config.classifiers.privacy.seeds={list(range(100, 100 + num))}',
-          f'--config.evaluate.retrained_seeds={list(range(300, 300 + num))}']
+def config_argument(config: str, num_seeds: int) -> str:
+  """configs/NAME.py, with ':seeds=N' for the recommended configs (recommended.network_seeds):
+  every network bank of the run gets `num_seeds` seeds."""
+  if num_seeds > 1 and config.startswith('recommended'):
+    return f'{config}:seeds={num_seeds}'
+  return config
 
 
 def _spread(values: list[float]) -> dict | None:
@@ -249,9 +249,8 @@ def main(argv=None) -> None:
   rows = []
   for case in args.cases.split(','):
     for method in args.methods.split(','):
-      workdir = run_case(case, method, args.data_dir, args.out,
-                         seed_overrides(args.network_seeds) + args.extra,
-                         share=args.share_pretrain)
+      workdir = run_case(case, method, args.data_dir, args.out, args.extra,
+                         share=args.share_pretrain, num_seeds=args.network_seeds)
       if workdir is None:
         continue
       with open(os.path.join(workdir, 'report.json')) as f:

@@ -141,3 +141,19 @@ def test_single_action_file_runs_privacy_only(tmp_path):
   assert report['strongest']['anonymized']['action'] is None
   assert 'single action' in report['utility']['skipped']
   assert '**Privacy only:**' in open(os.path.join(workdir, 'report.md')).read()
+
+
+def test_seeds_argument_gives_every_network_bank_n_seeds():
+  sys.path.insert(0, os.path.join(REPO, 'configs'))
+  try:
+    import recommended
+    import recommended_flow
+  finally:
+    sys.path.pop(0)
+  c = recommended_flow.get_config('seeds=3')
+  assert c.classifiers.action.seeds == [0, 1, 2]
+  assert c.classifiers.privacy.seeds == [100, 101, 102]
+  assert c.evaluate.retrained_seeds == [300, 301, 302]
+  assert recommended.get_config().classifiers.action.seeds == [0]
+  with pytest.raises(ValueError, match='seeds=N'):
+    recommended.get_config('seeds=many')
