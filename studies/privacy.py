@@ -31,17 +31,20 @@ sys.path.insert(0, os.path.join(ROOT, 'studies'))
 from cases import CASES, case_path  # noqa: E402  (studies/cases.py: the real sets)
 
 # method -> (config file, overrides). 'recommended' is configs/recommended.py as it ships (the
-# style prior); 'learned' is configs/recommended_learned.py (the best trained network).
+# flow prior with population bodies; 'flow_body' is the same run under its study name); 'style'
+# is the closed-form style prior (recommended until 2026-12-07); 'learned' is
+# configs/recommended_learned.py (the best trained network).
 METHODS = {
     'recommended': ('recommended.py', []),
-    'keep_style_0.3': ('recommended.py', ['--config.anonymizer.knobs.keep_style=0.3']),
+    'flow_body': ('recommended.py', []),
+    'flow': ('recommended.py', ['--config.anonymizer.knobs.vary_body=0.0']),
+    'style': ('recommended_style.py', []),
+    'keep_style_0.3': ('recommended_style.py', ['--config.anonymizer.knobs.keep_style=0.3']),
+    'shared_cov': ('recommended_style.py', ['--config.anonymizer.knobs.shrink=1.0']),
+    'body': ('recommended_style.py', ['--config.anonymizer.knobs.vary_body=1.0']),
     'learned': ('recommended_learned.py', []),
     'residual_mlp': ('recommended_learned.py', ['--config.anonymizer.arch=residual_mlp',
                                                 '--config.anonymizer.knobs={}']),
-    'flow': ('recommended_flow.py', []),
-    'flow_body': ('recommended_flow.py', ['--config.anonymizer.knobs.vary_body=1.0']),
-    'shared_cov': ('recommended.py', ['--config.anonymizer.knobs.shrink=1.0']),
-    'body': ('recommended.py', ['--config.anonymizer.knobs.vary_body=1.0']),
     'no_feature_attacker': ('recommended_learned.py',
                             ['--config.anonymize.feature_attack_weight=0.0']),
 }

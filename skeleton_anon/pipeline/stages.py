@@ -15,7 +15,7 @@ from skeleton_anon.pipeline.anonymizer import STYLE_PRIOR, Anonymizer, save_anon
 from skeleton_anon.pipeline.context import raise_if_stopped
 from skeleton_anon.train import anonymization
 from skeleton_anon.train.flow_prior import fit_flow_prior
-from skeleton_anon.train.style_prior import fit_style_prior
+from skeleton_anon.train.style_prior import KNOBS as STYLE_PRIOR_KNOBS, fit_style_prior
 from skeleton_anon.train.pretrain import Bank
 
 
@@ -124,10 +124,10 @@ def fit_style_prior_stage(run) -> None:
   split, no classifier involved (the pretrained banks only judge it)."""
   cfg, data = run.config, run.data
   knobs = cfg.anonymizer.knobs.to_dict()
-  unknown = sorted(set(knobs) - {'components', 'frames', 'keep_style', 'shrink', 'vary_body'})
+  unknown = sorted(set(knobs) - set(STYLE_PRIOR_KNOBS))
   if unknown:
-    raise ConfigError(f'anonymizer style_prior: unknown knobs {unknown}; known: components, '
-                      'frames, keep_style, shrink, vary_body')
+    raise ConfigError(f'anonymizer style_prior: unknown knobs {unknown}; known: '
+                      f'{", ".join(STYLE_PRIOR_KNOBS)}')
   if run.io.markers.done('anonymize'):
     logging.info('anonymize: fitted earlier, refitted (closed form, deterministic)')
   # shrink < 0 (or absent): one subspace per action; in [0, 1]: a shared subspace with each

@@ -116,6 +116,10 @@ def shared_subspace(encoded: np.ndarray, rows: np.ndarray, components: int
   return basis, pooled
 
 
+# The config knobs of fit_style_prior (configs' anonymizer.knobs for arch style_prior).
+KNOBS = ('components', 'frames', 'keep_style', 'shrink', 'vary_body')
+
+
 def fit_style_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray,
                     subject: np.ndarray, layout: Layout, *, components: int = 48,
                     frames: int = 0, keep_style: float = 0.0, seed: int = 0,

@@ -1,6 +1,6 @@
-"""configs/recommended.py (the style prior) and configs/recommended_learned.py (the temporal
-anonymizer against a population of fresh adversaries and the statistics attacker) end to end at
-toy size, judged by the attack suite; a single-action file runs privacy-only instead of training
+"""configs/recommended.py (the flow prior), configs/recommended_style.py (the closed-form style
+prior) and configs/recommended_learned.py (the temporal anonymizer against a population of fresh
+adversaries and the statistics attacker) end to end at toy size, judged by the attack suite; a single-action file runs privacy-only instead of training
 meaningless action classifiers."""
 
 import json
@@ -55,13 +55,16 @@ def _file(tmp_path, num_actions):
 
 
 @pytest.mark.slow
-def test_recommended_style_prior_runs_judged_by_classifiers_it_never_saw(tmp_path):
+def test_recommended_flow_prior_runs_judged_by_classifiers_it_never_saw(tmp_path):
   from skeleton_anon import pipeline
   from skeleton_anon.pipeline.anonymizer import load_anonymizer
   workdir = str(tmp_path / 'run')
   run = pipeline.run(_recommended(_file(tmp_path, 2), 'subject'), workdir)
   report = json.load(open(os.path.join(workdir, 'report.json')))
-  assert report['run']['anonymizer'] == 'style_prior'
+  assert report['run']['anonymizer'] == 'flow_prior'
+  # Trained for at least min_steps with Orbax checkpoints; population bodies on.
+  assert run.anonymizer.step >= 10 and run.anonymizer.prior.body_spread == 1.0
+  assert os.listdir(os.path.join(workdir, 'checkpoints', 'anonymize'))
   assert {'original', 'anonymized', 'retarget'} == set(report['strongest'])
   # Fitted without classifiers: every pretrained bank is a held-out judge, none is white-box.
   assert {b.role for b in run.banks.values()} == {'holdout_seed'}
@@ -80,13 +83,13 @@ def test_recommended_style_prior_runs_judged_by_classifiers_it_never_saw(tmp_pat
   assert not np.allclose(x_anon, x)
   # Deterministic (evaluation and export agree) and reloadable from the workdir.
   loaded, info = load_anonymizer(workdir)
-  assert info['arch'] == 'style_prior'
+  assert info['arch'] == 'flow_prior'
   np.testing.assert_array_equal(loaded.apply(x, run.data.test.lengths, mesh=run.mesh), x_anon)
 
 
 @pytest.mark.slow
 def test_recommended_learned_trains_against_a_fresh_population(tmp_path, monkeypatch):
-  """The learned config's training path (evaluation is the style prior test's, above)."""
+  """The learned config's training path (evaluation is the flow prior test's, above)."""
   from skeleton_anon import pipeline
   from skeleton_anon.data import transforms
   from skeleton_anon.pipeline import stages
@@ -109,22 +112,22 @@ def test_recommended_learned_trains_against_a_fresh_population(tmp_path, monkeyp
 
 
 @pytest.mark.slow
-def test_recommended_flow_trains_saves_and_exports(tmp_path, monkeypatch):
-  """The flow prior's stage: trained (Orbax checkpoints), saved, reloaded, exported."""
+def test_recommended_style_prior_fits_saves_and_exports(tmp_path, monkeypatch):
+  """The closed-form style prior's stage: fitted, saved, reloaded, exported (evaluation is the
+  flow prior test's, above)."""
   from skeleton_anon import pipeline
   from skeleton_anon.pipeline import stages
   from skeleton_anon.pipeline.anonymizer import load_anonymizer
   monkeypatch.setattr(stages.evaluation, 'run_evaluate', lambda run: None)
   workdir = str(tmp_path / 'run')
-  run = pipeline.run(_recommended(_file(tmp_path, 2), 'subject', 'recommended_flow'), workdir)
-  assert run.anonymizer.arch == 'flow_prior' and run.anonymizer.step >= 10
+  run = pipeline.run(_recommended(_file(tmp_path, 2), 'subject', 'recommended_style'), workdir)
+  assert run.anonymizer.arch == 'style_prior' and run.anonymizer.prior.body_spread == 0.0
   assert {b.role for b in run.banks.values()} == {'holdout_seed'}   # fitted: no white box
-  assert os.listdir(os.path.join(workdir, 'checkpoints', 'anonymize'))
   x, lengths = run.data.test.x, run.data.test.lengths
   x_anon = run.anonymize(x, lengths)
   assert not np.allclose(x_anon, x)
   loaded, info = load_anonymizer(workdir)
-  assert info['arch'] == 'flow_prior'
+  assert info['arch'] == 'style_prior'
   np.testing.assert_array_equal(loaded.apply(x, lengths, mesh=run.mesh), x_anon)
   assert os.path.exists(os.path.join(workdir, 'export', 'manifest.json'))
 
@@ -147,10 +150,10 @@ def test_seeds_argument_gives_every_network_bank_n_seeds():
   sys.path.insert(0, os.path.join(REPO, 'configs'))
   try:
     import recommended
-    import recommended_flow
+    import recommended_style
   finally:
     sys.path.pop(0)
-  c = recommended_flow.get_config('seeds=3')
+  c = recommended_style.get_config('seeds=3')
   assert c.classifiers.action.seeds == [0, 1, 2]
   assert c.classifiers.privacy.seeds == [100, 101, 102]
   assert c.evaluate.retrained_seeds == [300, 301, 302]

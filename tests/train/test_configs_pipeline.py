@@ -34,6 +34,8 @@ def load_config(path, arg=None):
 @pytest.mark.parametrize('path', CONFIGS, ids=os.path.basename)
 def test_config_builds_its_networks(path):
   from skeleton_anon.data.layouts import get_layout
+  from skeleton_anon.models import flow_prior as flow_lib
+  from skeleton_anon.train import style_prior as style_prior_fit
   c = load_config(path)
   layout = get_layout('ntu25')
   for task in ('action', 'privacy'):
@@ -47,7 +49,9 @@ def test_config_builds_its_networks(path):
     assert (c.evaluate.holdout_archs[task] or c.evaluate.get('attacks', '')) and \
         c.evaluate.retrained[task]
   if c.anonymizer.arch == 'style_prior':          # fitted, not built: knobs of its fitter
-    assert set(c.anonymizer.knobs) <= {'components', 'frames', 'keep_style'}
+    assert set(c.anonymizer.knobs) <= set(style_prior_fit.KNOBS)
+  elif c.anonymizer.arch == 'flow_prior':         # trained by its own fitter, not the registry
+    assert set(c.anonymizer.knobs) <= set(flow_lib.KNOBS)
   else:
     build_anonymizer(c.anonymizer.arch, num_persons=2, num_joints=25, layout=layout,
                      **c.anonymizer.knobs.to_dict())
