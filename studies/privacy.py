@@ -38,6 +38,11 @@ METHODS = {
     'recommended': ('recommended.py', []),
     'flow_body': ('recommended.py', []),
     'flow': ('recommended.py', ['--config.anonymizer.knobs.vary_body=0.0']),
+    # A wider shared subspace (the style prior has 96 directions per action, the flow 96 for
+    # all), and the same with a longer flow training.
+    'flow_c256': ('recommended.py', ['--config.anonymizer.knobs.components=256']),
+    'flow_c256_long': ('recommended.py', ['--config.anonymizer.knobs.components=256',
+                                          '--config.anonymize.min_steps=10000']),
     'style': ('recommended_style.py', []),
     'keep_style_0.3': ('recommended_style.py', ['--config.anonymizer.knobs.keep_style=0.3']),
     'shared_cov': ('recommended_style.py', ['--config.anonymizer.knobs.shrink=1.0']),
