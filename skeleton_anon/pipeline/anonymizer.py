@@ -54,9 +54,9 @@ class Anonymizer:
   prior: style_prior.StylePrior | None = None
   flow: flow_lib.FlowPrior | None = None
 
-  def apply(self, x, lengths, *, mesh, batch_size: int = 64, out=None) -> np.ndarray:
+  def apply(self, x, lengths, *, mesh=None, batch_size: int = 64, out=None) -> np.ndarray:
     """f(R(x)) for all of x, float32 [N, M, T, V, C], written into `out` (default: a new array)
-    and returned. x may be a memory map or `data.rows.Rows`; `out` any array of x's shape, e.g.
+    and returned; a network runs data-parallel on `mesh` (default: every local device). x may be a memory map or `data.rows.Rows`; `out` any array of x's shape, e.g.
     a disk-backed memory map: memory stays bounded by one chunk (see `apply_chunks`)."""
     lengths = np.asarray(lengths, np.int32)
     if out is None:
@@ -72,7 +72,7 @@ class Anonymizer:
     unit = int(np.lcm(max(1, int(batch_size)), transforms.CHUNK))
     return unit * max(1, CHUNK_SAMPLES // unit)
 
-  def apply_chunks(self, x, lengths, *, mesh, batch_size: int = 64):
+  def apply_chunks(self, x, lengths, *, mesh=None, batch_size: int = 64):
     """Yields (start, f(R(x[start:start + n]))) over x in order, chunk by chunk (`chunk_size`).
 
     The values are exactly those of one call over all of x: the chunks end on the batch and
@@ -93,8 +93,8 @@ class Anonymizer:
       return style_prior.anonymize(self.prior, x, lengths, self.layout)
     if self.retarget_lengths is not None:
       x = transforms.retarget(x, lengths, self.layout, self.retarget_lengths)
-    return pretrain.apply_anonymizer(self.model, self.variables, x, lengths, mesh=mesh,
-                                     batch_size=batch_size)
+    return pretrain.apply_anonymizer(self.model, self.variables, x, lengths,
+                                     mesh=mesh or parallel.make_mesh(), batch_size=batch_size)
 
 
 def save_anonymizer(anonymizer: Anonymizer, workdir: str, *, knobs: dict, num_persons: int,
