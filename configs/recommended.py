@@ -56,7 +56,7 @@ def use_flow_prior(c) -> None:
   c.anonymizer.arch = 'flow_prior'
   c.anonymizer.knobs = ml_collections.ConfigDict(dict(
       components=96, frames=0, hidden=256, depth=3, embed=32, sample_steps=16, duration=0,
-      vary_body=1.0))
+      vary_body=1.0, texture=0.0))
   c.anonymizer.retarget_first = False     # the prior's front end retargets itself
   # Flow-matching training: Adam, at least 3000 steps whatever the file's size (under a minute
   # on 2 cores: the network reads 96 numbers per sequence, not the skeleton).

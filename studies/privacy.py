@@ -43,6 +43,9 @@ METHODS = {
     'flow_c256': ('recommended.py', ['--config.anonymizer.knobs.components=256']),
     'flow_c256_long': ('recommended.py', ['--config.anonymizer.knobs.components=256',
                                           '--config.anonymize.min_steps=10000']),
+    # The detail off the subspace, drawn from the pooled residual spread (knobs.texture).
+    'flow_c256_texture': ('recommended.py', ['--config.anonymizer.knobs.components=256',
+                                             '--config.anonymizer.knobs.texture=1.0']),
     'style': ('recommended_style.py', []),
     'keep_style_0.3': ('recommended_style.py', ['--config.anonymizer.knobs.keep_style=0.3']),
     'shared_cov': ('recommended_style.py', ['--config.anonymizer.knobs.shrink=1.0']),

@@ -37,12 +37,16 @@ from skeleton_anon.models.style_prior import StylePrior
 
 FLOW_PRIOR = 'flow_prior'
 KNOBS = ('components', 'frames', 'hidden', 'depth', 'embed', 'sample_steps', 'duration',
-         'vary_body')
+         'vary_body', 'texture')
 # duration=1 also conditions the draw on the input's log duration. Off by default: people have
 # their own speeds, and on the 10-person MSRC-12 subset a duration-conditioned flow let the
 # retrained body attacker reach 0.325 identity (chance 0.10; docs/privacy.md).
+# texture > 0 adds to every draw Gaussian detail off the shared subspace, with the pooled
+# residual spread of the training encodings times texture (prior.residual_std): the subspace
+# keeps the large, smooth structure of the motion and drops the fine detail of real recordings,
+# and the larger the training set the more of it falls outside the first `components`.
 DEFAULT_KNOBS = dict(components=96, frames=0, hidden=256, depth=3, embed=32, sample_steps=16,
-                     duration=0, vary_body=0.0)
+                     duration=0, vary_body=0.0, texture=0.0)
 
 
 def time_features(t: jnp.ndarray, dim: int) -> jnp.ndarray:
@@ -112,7 +116,7 @@ class FlowPrior:
   scale [K]: standard deviation of each coordinate; variables: {'params'} of `model`;
   sample_steps: midpoint steps per draw; log_duration_mean/std standardise the condition,
   which is all zeros unless condition_duration (the draw then ignores the duration; the decoder
-  still plays it at the input's duration).
+  still plays it at the input's duration); texture: see DEFAULT_KNOBS.
   """
   prior: StylePrior
   model: VelocityField
@@ -122,6 +126,7 @@ class FlowPrior:
   log_duration_std: float
   sample_steps: int = 16
   condition_duration: bool = False
+  texture: float = 0.0
 
   def log_duration(self, lengths) -> np.ndarray:
     if not self.condition_duration:
@@ -139,7 +144,12 @@ class FlowPrior:
     u1 = np.asarray(integrate(self.model, self.variables['params'], u0, rows,
                               self.log_duration(lengths), int(self.sample_steps)))
     basis = self.prior.basis[0]
-    return self.prior.mean[rows] + (u1 * self.scale) @ basis.T
+    drawn = self.prior.mean[rows] + (u1 * self.scale) @ basis.T
+    if self.texture > 0 and self.prior.residual_std is not None:
+      detail = np.stack([np.random.default_rng([*s, 2]).standard_normal(basis.shape[0])
+                         for s in seeds]) * self.prior.residual_std
+      drawn = drawn + self.texture * (detail - (detail @ basis) @ basis.T)
+    return drawn
 
   def state_arrays(self) -> dict[str, np.ndarray]:
     """The arrays beside the network's variables that a saved flow prior needs."""

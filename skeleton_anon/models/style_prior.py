@@ -72,6 +72,9 @@ class StylePrior:
   bone_log_chol: np.ndarray | None = None
   placement_chol: np.ndarray | None = None
   body_spread: float = 0.0
+  # With a shared subspace: the standard deviation [D] of the training encodings' within-action
+  # residual off that subspace (pooled over everyone: the detail the subspace leaves out).
+  residual_std: np.ndarray | None = None
 
   def to_arrays(self) -> dict[str, np.ndarray]:
     return {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)

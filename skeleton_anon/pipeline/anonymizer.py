@@ -155,7 +155,8 @@ def _load_flow(directory, info: dict, layout: Layout, mesh) -> Anonymizer:
                             log_duration_mean=float(duration[0]),
                             log_duration_std=float(duration[1]),
                             sample_steps=int(knobs['sample_steps']),
-                            condition_duration=bool(knobs['duration']))
+                            condition_duration=bool(knobs['duration']),
+                            texture=float(knobs['texture']))
   return Anonymizer(FLOW_PRIOR, None, {}, int(info['step']), layout=layout, prior=prior,
                     flow=flow)
 

@@ -137,7 +137,8 @@ def invalidate_stale(markers, checkpoint_root: str, config: dict, prints: dict[s
     keep = _only_epochs_grew(ran_with, stage_settings(config, stage))
     logging.info('%s: inputs changed since it ran (%s); rerunning it%s', stage,
                  ', '.join(changed_keys(ran_with, stage_settings(config, stage))[:4])
-                 or 'an upstream stage changed',
+                 or ('its input files changed (path, size or modification time)'
+                     if not STAGE_INPUTS[stage][1] else 'an upstream stage changed'),
                  ' from its last checkpoint' if keep else ' from scratch')
     names = [stage] + ([n for n in markers.names() if n.startswith('bank_')]
                        if stage == 'pretrain' else [])

@@ -81,7 +81,8 @@ def fit_flow_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray, subje
   flow = flow_lib.FlowPrior(prior=prior, model=model, variables={}, scale=scale,
                             log_duration_mean=mean_len, log_duration_std=std_len,
                             sample_steps=int(knobs['sample_steps']),
-                            condition_duration=bool(knobs['duration']))
+                            condition_duration=bool(knobs['duration']),
+                            texture=float(knobs['texture']))
   arrays = {'u': (z / scale).astype(np.float32), 'action': rows,
             'log_duration': flow.log_duration(lengths)}
   # Small sets: the loop's epoch runs over the samples several times (indices modulo N).

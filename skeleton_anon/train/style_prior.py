@@ -116,6 +116,17 @@ def shared_subspace(encoded: np.ndarray, rows: np.ndarray, components: int
   return basis, pooled
 
 
+def residual_spread(encoded: np.ndarray, rows: np.ndarray, basis: np.ndarray) -> np.ndarray:
+  """float32 [D]: per-dimension standard deviation of the within-action residuals left off the
+  shared subspace `basis` [D, K], pooled over all training sequences (no person's own)."""
+  residual = encoded.astype(np.float64).copy()
+  for r in np.unique(rows):
+    residual[rows == r] -= residual[rows == r].mean(0)
+  residual -= (residual @ basis) @ basis.T
+  dof = max(len(encoded) - len(np.unique(rows)), 1)
+  return np.sqrt((residual ** 2).sum(0) / dof).astype(np.float32)
+
+
 # The config knobs of fit_style_prior (configs' anonymizer.knobs for arch style_prior).
 KNOBS = ('components', 'frames', 'keep_style', 'shrink', 'vary_body')
 
@@ -177,4 +188,6 @@ def fit_style_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray,
                     bias=bias, actions=actions, mean=stacked[0], basis=stacked[1],
                     chol=stacked[2], rotation=stacked[3], between=stacked[4],
                     keep_style=float(keep_style), salt=salt, bone_log_chol=bone_chol,
-                    placement_chol=place_chol, body_spread=float(vary_body))
+                    placement_chol=place_chol, body_spread=float(vary_body),
+                    residual_std=None if shared is None else
+                    residual_spread(encoded, rows, shared[0]))
