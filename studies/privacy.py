@@ -31,21 +31,20 @@ sys.path.insert(0, os.path.join(ROOT, 'studies'))
 from cases import CASES, case_path  # noqa: E402  (studies/cases.py: the real sets)
 
 # method -> (config file, overrides). 'recommended' is configs/recommended.py as it ships (the
-# flow prior with population bodies; 'flow_body' is the same run under its study name); 'style'
-# is the closed-form style prior (recommended until 2026-12-07); 'learned' is
+# flow prior with population bodies; 'flow_c256_long' is the same run under its study name);
+# 'style' is the closed-form style prior (recommended until 2026-12-07); 'learned' is
 # configs/recommended_learned.py (the best trained network).
+OLD_FLOW = ['--config.anonymizer.knobs.components=96', '--config.anonymize.min_steps=3000']
 METHODS = {
     'recommended': ('recommended.py', []),
-    'flow_body': ('recommended.py', []),
-    'flow': ('recommended.py', ['--config.anonymizer.knobs.vary_body=0.0']),
-    # A wider shared subspace (the style prior has 96 directions per action, the flow 96 for
-    # all), and the same with a longer flow training.
-    'flow_c256': ('recommended.py', ['--config.anonymizer.knobs.components=256']),
-    'flow_c256_long': ('recommended.py', ['--config.anonymizer.knobs.components=256',
-                                          '--config.anonymize.min_steps=10000']),
-    # The detail off the subspace, drawn from the pooled residual spread (knobs.texture).
-    'flow_c256_texture': ('recommended.py', ['--config.anonymizer.knobs.components=256',
-                                             '--config.anonymizer.knobs.texture=1.0']),
+    # The flow prior as first shipped (96 shared directions, 3,000 steps), with and without
+    # population bodies; then the wider subspace, and the wider one trained longer (which is
+    # recommended.py today), and that with texture.
+    'flow_body': ('recommended.py', OLD_FLOW),
+    'flow': ('recommended.py', [*OLD_FLOW, '--config.anonymizer.knobs.vary_body=0.0']),
+    'flow_c256': ('recommended.py', ['--config.anonymize.min_steps=3000']),
+    'flow_c256_long': ('recommended.py', []),
+    'flow_c256_long_texture': ('recommended.py', ['--config.anonymizer.knobs.texture=1.0']),
     'style': ('recommended_style.py', []),
     'keep_style_0.3': ('recommended_style.py', ['--config.anonymizer.knobs.keep_style=0.3']),
     'shared_cov': ('recommended_style.py', ['--config.anonymizer.knobs.shrink=1.0']),
