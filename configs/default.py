@@ -179,7 +179,9 @@ def get_config():
   c.evaluate.batch_size = 64
   c.evaluate.render_samples = [0, 1]
 
-  c.export = ml_collections.ConfigDict(dict(enabled=True))
+  # draws = K > 1 (style and flow priors): export/anonymized_draws.npz holds K-1 further
+  # independent draws of every sample (names suffixed '~draw1', ...), a larger training set.
+  c.export = ml_collections.ConfigDict(dict(enabled=True, draws=1))
 
   # Testing aid: stop (after checkpointing) once a training loop has done this many steps.
   c.debug = ml_collections.ConfigDict(dict(stop_after_steps=0))

@@ -32,6 +32,8 @@ MANIFEST_NAME = 'manifest.json'
 MSG3D_NAMES = {'train': ('train_data_joint.npy', 'train_label.pkl'),
                'test': ('val_data_joint.npy', 'val_label.pkl')}
 PYSKL_NAME = 'anonymized_pyskl.pkl'
+# export.draws = K > 1: draws 1..K-1 of every sample, beside the input-aligned draw 0.
+DRAWS_NAME = 'anonymized_draws.npz'
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
@@ -89,6 +91,23 @@ def combine_splits(train: SkeletonDataset, test: SkeletonDataset,
   return dataclasses.replace(train, meta={'normalize': train.meta.get('normalize')}, **joined)
 
 
+def concatenate_draws(draws: Sequence[SkeletonDataset]) -> SkeletonDataset:
+  """One dataset of draws 1..K-1 (each a combine_splits result over the same samples), every
+  sample's name suffixed with its draw ('~draw1', ...; unnamed samples are named by position)."""
+  first = draws[0]
+  base = (np.asarray(first.names, str) if first.names is not None
+          else np.asarray([str(i) for i in range(first.num_samples)]))
+  fields = {}
+  for field in dataclasses.fields(SkeletonDataset):
+    if field.name in _NOT_PER_SAMPLE or field.name == 'names':
+      continue
+    values = [getattr(d, field.name) for d in draws]
+    fields[field.name] = None if any(v is None for v in values) else np.concatenate(
+        [np.asarray(v) for v in values])
+  names = np.concatenate([np.char.add(base, f'~draw{k}') for k in range(1, len(draws) + 1)])
+  return dataclasses.replace(first, names=names, **fields)
+
+
 def _whole(parts, sources, key: str):
   """The one array the parts' `key` are Rows of, when together they are all of it in order
   (part i's rows = sources[i], and the sources cover 0..N-1); else None."""
@@ -143,7 +162,8 @@ def export_anonymized(train: SkeletonDataset, test: SkeletonDataset, export_dir,
                       source_format: str | None = None, config: Mapping | None = None,
                       checkpoint_step: int | None = None, report_summary: Mapping | None = None,
                       input_files: Sequence[str] = (), overwrite: bool = True,
-                      pyskl_template: str | None = None) -> dict:
+                      pyskl_template: str | None = None,
+                      draws: Sequence[tuple] = ()) -> dict:
   """Writes the anonymized train and test sets and the manifest into `export_dir`.
 
   Args:
@@ -157,6 +177,8 @@ def export_anonymized(train: SkeletonDataset, test: SkeletonDataset, export_dir,
     overwrite: replace files of an earlier export.
     pyskl_template: the pyskl pickle the run read (default: the datasets' meta['path']); its
       annotations, fields and split lists shape the pyskl output.
+    draws: (train, test, unlabelled) of further anonymized draws of the same samples; written
+      together to DRAWS_NAME (generic npz), draw k's names suffixed '~draw{k}'.
 
   Returns:
     {file name: path} of everything written, the manifest included.
@@ -174,6 +196,11 @@ def export_anonymized(train: SkeletonDataset, test: SkeletonDataset, export_dir,
     write_pyskl_export(combined, parts, pyskl_template or train.meta.get('path'), path,
                        overwrite=overwrite)
     outputs[PYSKL_NAME] = path
+  if draws:
+    path = os.path.join(export_dir, DRAWS_NAME)
+    save_npz(concatenate_draws([combine_splits(*parts) for parts in draws]), path,
+             overwrite=overwrite)
+    outputs[DRAWS_NAME] = path
   if source_format == 'msg3d':
     for part, ds in (('train', train), ('test', test)):
       data_name, label_name = MSG3D_NAMES[part]

@@ -54,6 +54,18 @@ class Anonymizer:
   prior: style_prior.StylePrior | None = None
   flow: flow_lib.FlowPrior | None = None
 
+  def redrawn(self, draw: int) -> 'Anonymizer':
+    """The same prior with its draws re-seeded: draw k gives every input another independent
+    performance (draw 0 is this anonymizer). Only the priors draw; a network's output is fixed."""
+    if self.prior is None:
+      raise ConfigError(f'export.draws > 1 needs an anonymizer that draws (style_prior or '
+                        f'flow_prior); {self.arch!r} gives one output per input')
+    if draw == 0:
+      return self
+    prior = dataclasses.replace(self.prior, salt=int(self.prior.salt) + 7919 * int(draw))
+    flow = None if self.flow is None else dataclasses.replace(self.flow, prior=prior)
+    return dataclasses.replace(self, prior=prior, flow=flow)
+
   def apply(self, x, lengths, *, mesh=None, batch_size: int = 64, out=None) -> np.ndarray:
     """f(R(x)) for all of x, float32 [N, M, T, V, C], written into `out` (default: a new array)
     and returned; a network runs data-parallel on `mesh` (default: every local device). x may be a memory map or `data.rows.Rows`; `out` any array of x's shape, e.g.

@@ -24,6 +24,7 @@ from absl import logging
 
 from skeleton_anon import pathio
 from skeleton_anon.data import setup as data_setup, transforms
+from skeleton_anon.errors import ConfigError
 from skeleton_anon.evaluate import baselines, plots, render, report as report_lib, scoring
 from skeleton_anon.evaluate.export import export_anonymized
 from skeleton_anon.evaluate.leakage import majority_chance
@@ -262,6 +263,22 @@ def _config_dict(config) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
+def _further_draws(run, count: int) -> list[tuple]:
+  """(train, test, unlabelled) anonymized by draws 1..count-1 of a prior (export.draws)."""
+  if count < 1:
+    raise ConfigError(f'export.draws must be >= 1, got {count}')
+  out = []
+  batch = int(run.config.evaluate.batch_size)
+  for k in range(1, count):
+    anonymizer = run.anonymizer.redrawn(k)
+    parts = [None if ds is None else ds.with_x(anonymizer.apply(ds.x, ds.lengths, mesh=run.mesh,
+                                                                batch_size=batch))
+             for ds in (run.data.train, run.data.test, run.data.unlabelled)]
+    out.append(tuple(parts))
+    logging.info('export: draw %d of %d', k + 1, count)
+  return out
+
+
 def run_export(run) -> dict:
   """The export stage: the input anonymized, under workdir/export/, with manifest.json.
 
@@ -280,6 +297,7 @@ def run_export(run) -> dict:
   unlabelled = run.data.unlabelled
   if unlabelled is not None:
     unlabelled = unlabelled.with_x(splits['unlabelled'])
+  draws = _further_draws(run, int(run.config.export.get('draws', 1)))
   if not _is_writer():
     return {}
   summary = None
@@ -297,7 +315,7 @@ def run_export(run) -> dict:
                                 unlabelled=unlabelled, source_format='msg3d' if msg3d else None,
                                 config=_config_dict(run.config),
                                 checkpoint_step=run.anonymizer.step, report_summary=summary,
-                                input_files=inputs, overwrite=True)
+                                input_files=inputs, overwrite=True, draws=draws)
   if pathio.is_url(run.workdir):   # where the staged files went
     written = {k: str(destination / os.path.relpath(os.fspath(v), export_dir))
                for k, v in written.items()}

@@ -120,7 +120,9 @@ def test_recommended_style_prior_fits_saves_and_exports(tmp_path, monkeypatch):
   from skeleton_anon.pipeline.anonymizer import load_anonymizer
   monkeypatch.setattr(stages.evaluation, 'run_evaluate', lambda run: None)
   workdir = str(tmp_path / 'run')
-  run = pipeline.run(_recommended(_file(tmp_path, 2), 'subject', 'recommended_style'), workdir)
+  c = _recommended(_file(tmp_path, 2), 'subject', 'recommended_style')
+  c.export.draws = 3
+  run = pipeline.run(c, workdir)
   assert run.anonymizer.arch == 'style_prior' and run.anonymizer.prior.body_spread == 0.0
   assert {b.role for b in run.banks.values()} == {'holdout_seed'}   # fitted: no white box
   x, lengths = run.data.test.x, run.data.test.lengths
@@ -130,6 +132,24 @@ def test_recommended_style_prior_fits_saves_and_exports(tmp_path, monkeypatch):
   assert info['arch'] == 'style_prior'
   np.testing.assert_array_equal(loaded.apply(x, lengths, mesh=run.mesh), x_anon)
   assert os.path.exists(os.path.join(workdir, 'export', 'manifest.json'))
+  # export.draws=3: two further independent draws of every sample, same labels and split.
+  from skeleton_anon.data.dataset import load_npz
+  main = load_npz(os.path.join(workdir, 'export', 'anonymized.npz'))
+  more = load_npz(os.path.join(workdir, 'export', 'anonymized_draws.npz'))
+  n = main.num_samples
+  assert more.num_samples == 2 * n
+  assert list(more.names[:n]) == [f'{name}~draw1' for name in main.names]
+  assert list(more.names[n:]) == [f'{name}~draw2' for name in main.names]
+  for key in ('action', 'subject', 'split', 'lengths'):
+    np.testing.assert_array_equal(getattr(more, key), np.tile(getattr(main, key), 2), key)
+  assert not np.allclose(more.x[:n], main.x) and not np.allclose(more.x[:n], more.x[n:])
+  manifest = json.load(open(os.path.join(workdir, 'export', 'manifest.json')))
+  assert 'anonymized_draws.npz' in json.dumps(manifest)
+  # Only the priors draw: a network's anonymizer refuses in one line.
+  from skeleton_anon.errors import ConfigError
+  from skeleton_anon.pipeline.anonymizer import Anonymizer
+  with pytest.raises(ConfigError, match='export.draws'):
+    Anonymizer('temporal', None, {}).redrawn(1)
 
 
 @pytest.mark.slow
