@@ -45,6 +45,7 @@ METHODS = {
     'flow_c256': ('recommended.py', ['--config.anonymize.min_steps=3000']),
     'flow_c256_long': ('recommended.py', []),
     'flow_c256_long_texture': ('recommended.py', ['--config.anonymizer.knobs.texture=1.0']),
+    'flow_texture_0.4': ('recommended.py', ['--config.anonymizer.knobs.texture=0.4']),
     'style': ('recommended_style.py', []),
     'keep_style_0.3': ('recommended_style.py', ['--config.anonymizer.knobs.keep_style=0.3']),
     'shared_cov': ('recommended_style.py', ['--config.anonymizer.knobs.shrink=1.0']),

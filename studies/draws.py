@@ -1,0 +1,134 @@
+"""Does a release of K draws per input train better recognizers? (export.draws, docs/privacy.md)
+
+    python studies/draws.py [--data_dir=../shared/data] [--cases=msrc12_subject]
+        [--draws=1,3] [--seeds=1] [--out=runs/draws]
+
+For each case: configs/recommended.py's flow prior is fitted on the training split (the
+pipeline's anonymize stage, in OUT/CASE/run), then for each K the training split is released
+as K independent draws per sequence (Anonymizer.redrawn, what export.draws writes) and
+
+  - an SGN (the recommended config's, its training settings) is trained on those K*N sequences
+    with the action labels and tested on the ORIGINAL test split (train on the release, apply
+    to real people), `--seeds` seeds;
+  - the suite's fast feature attackers are fitted on them: action scored on the original test
+    split (the suite's train-on-anonymized), identity on the anonymized test split (does a
+    larger release help the attacker?).
+
+The data files are real people's recordings: read from --data_dir, never copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'studies'))
+sys.path.insert(0, os.path.join(ROOT, 'configs'))
+
+from cases import CASES, case_path  # noqa: E402
+
+
+def _config(case: str, path: str):
+  import recommended  # configs/recommended.py
+  _, target, overrides = CASES[case]
+  c = recommended.get_config()
+  c.data.path, c.data.privacy_target = path, target
+  for item in overrides:                       # '--config.data.split_rule=by_subject'
+    key, value = item[len('--config.'):].split('=', 1)
+    node = c
+    *parents, leaf = key.split('.')
+    for p in parents:
+      node = node[p]
+    node[leaf] = type(node[leaf])(value)
+  return c
+
+
+def _side(ds, privacy, x, repeat: int = 1):
+  from skeleton_anon.attacks.data import AttackData
+  tile = (lambda a: None if a is None else np.tile(np.asarray(a), repeat))
+  return AttackData(x=x, lengths=tile(ds.lengths), privacy=tile(privacy),
+                    action=tile(ds.action), subject=tile(ds.subject))
+
+
+def study_case(case: str, path: str, out: str, draws: list[int], seeds: list[int]) -> dict:
+  from skeleton_anon.attacks import suite
+  from skeleton_anon.pipeline import context, stages
+  config = _config(case, path)
+  run = context.make_run(config, os.path.join(out, case, 'run'))
+  stages.anonymize_stage(run)                 # fits (or reloads) the flow prior
+  data, batch = run.data, int(config.evaluate.batch_size)
+  fast = [n for n in suite.FAST if n != 'linkage']
+  anon_test = run.anonymizer.apply(data.test.x, data.test.lengths, mesh=run.mesh,
+                                   batch_size=batch)
+  released = []
+  rows = {}
+  for k in range(max(draws)):
+    released.append(run.anonymizer.redrawn(k).apply(data.train.x, data.train.lengths,
+                                                    mesh=run.mesh, batch_size=batch))
+    count = k + 1
+    if count not in draws:
+      continue
+    x = np.concatenate(released)
+    labels = np.tile(data.train.action, count)
+    lengths = np.tile(data.train.lengths, count)
+    bank = run.banks.train('sgn', labels, data.num_actions, tuple(seeds), x, lengths,
+                           task='action', role='retrained', name=f'draws{count}_sgn')
+    logits = run.banks.predict_logits(bank, data.test.x, data.test.lengths)
+    sgn = [float(np.mean(np.argmax(l, -1) == data.test.action)) for l in logits]
+    on_real = suite.run_suite(_side(data.train, data.privacy_train, x, count),
+                              _side(data.test, data.privacy_test, data.test.x),
+                              privacy_target=data.privacy_target, layout=data.layout,
+                              attackers=fast, num_bootstrap=50, log=lambda line: None)
+    on_release = suite.run_suite(_side(data.train, data.privacy_train, x, count),
+                                 _side(data.test, data.privacy_test, anon_test),
+                                 privacy_target=data.privacy_target, layout=data.layout,
+                                 attackers=fast, num_bootstrap=50, log=lambda line: None)
+    rows[count] = {
+        'sgn_train_release_test_original': sgn,
+        'suite_train_release_test_original': on_real['strongest']['action']['value'],
+        'suite_attacker': on_real['strongest']['action']['attacker'],
+        'identity_strongest_on_release': on_release['strongest']['privacy']['value'],
+        'chance': on_release['strongest']['privacy']['chance'],
+        'train_sequences': int(len(x)),
+    }
+    print(f'{case} K={count}: {json.dumps(rows[count])}', flush=True)
+  run.io.close()
+  return rows
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument('--data_dir', default=os.path.join(ROOT, '..', 'shared', 'data'))
+  parser.add_argument('--cases', default='msrc12_subject')
+  parser.add_argument('--draws', default='1,3')
+  parser.add_argument('--seeds', type=int, default=1)
+  parser.add_argument('--out', default=os.path.join(ROOT, 'runs', 'draws'))
+  args = parser.parse_args()
+  draws = sorted({int(d) for d in args.draws.split(',')})
+  results = {}
+  for case in args.cases.split(','):
+    path = case_path(case, os.path.abspath(args.data_dir))
+    if path is None:
+      print(f'{case}: its file is not in {args.data_dir}, skipped')
+      continue
+    results[case] = study_case(case, path, args.out, draws, list(range(300, 300 + args.seeds)))
+  os.makedirs(args.out, exist_ok=True)
+  with open(os.path.join(args.out, 'draws.json'), 'w') as f:
+    json.dump(results, f, indent=1)
+  for case, rows in results.items():
+    print(f'\n{case}\n| K | SGN: train release, test original | suite: same (attacker) | '
+          f'identity, strongest on the release (chance) | training sequences |\n|---|---|---|---|---|')
+    for k, r in rows.items():
+      sgn = ', '.join(f'{100 * v:.1f}' for v in r['sgn_train_release_test_original'])
+      print(f"| {k} | {sgn} | {100 * r['suite_train_release_test_original']:.1f} "
+            f"({r['suite_attacker']}) | {100 * r['identity_strongest_on_release']:.1f} "
+            f"({100 * r['chance']:.1f}) | {r['train_sequences']} |")
+
+
+if __name__ == '__main__':
+  main()
