@@ -1,15 +1,16 @@
 """Does a release of K draws per input train better recognizers? (export.draws, docs/privacy.md)
 
     python studies/draws.py [--data_dir=../shared/data] [--cases=msrc12_subject]
-        [--draws=1,3] [--seeds=1] [--out=runs/draws]
+        [--draws=1,3] [--archs=sgn] [--seeds=1] [--out=runs/draws]
 
 For each case: configs/recommended.py's flow prior is fitted on the training split (the
 pipeline's anonymize stage, in OUT/CASE/run), then for each K the training split is released
 as K independent draws per sequence (Anonymizer.redrawn, what export.draws writes) and
 
-  - an SGN (the recommended config's, its training settings) is trained on those K*N sequences
-    with the action labels and tested on the ORIGINAL test split (train on the release, apply
-    to real people), `--seeds` seeds;
+  - each network of `--archs` (the recommended config's sizes and training settings: `sgn`,
+    `stgcn`) is trained on those K*N sequences with the action labels and tested on the
+    ORIGINAL test split (train on the release, apply to real people), `--seeds` seeds, beside
+    the same network trained on the original training split;
   - the suite's fast feature attackers are fitted on them: action scored on the original test
     split (the suite's train-on-anonymized), identity on the anonymized test split (does a
     larger release help the attacker?).
@@ -55,7 +56,8 @@ def _side(ds, privacy, x, repeat: int = 1):
                     action=tile(ds.action), subject=tile(ds.subject))
 
 
-def study_case(case: str, path: str, out: str, draws: list[int], seeds: list[int]) -> dict:
+def study_case(case: str, path: str, out: str, draws: list[int], seeds: list[int],
+               archs: list[str]) -> dict:
   from skeleton_anon.attacks import suite
   from skeleton_anon.pipeline import context, stages
   config = _config(case, path)
@@ -65,8 +67,19 @@ def study_case(case: str, path: str, out: str, draws: list[int], seeds: list[int
   fast = [n for n in suite.FAST if n != 'linkage']
   anon_test = run.anonymizer.apply(data.test.x, data.test.lengths, mesh=run.mesh,
                                    batch_size=batch)
+  def on_real_people(x, labels, lengths, name):
+    found = {}
+    for arch in archs:
+      bank = run.banks.train(arch, labels, data.num_actions, tuple(seeds), x, lengths,
+                             task='action', role='retrained', name=f'{name}_{arch}')
+      logits = run.banks.predict_logits(bank, data.test.x, data.test.lengths)
+      found[arch] = [float(np.mean(np.argmax(l, -1) == data.test.action)) for l in logits]
+    return found
+
   released = []
-  rows = {}
+  rows = {'original': {'train_original_test_original': on_real_people(
+      data.train.x, data.train.action, data.train.lengths, 'original')}}
+  print(f"{case} original: {json.dumps(rows['original'])}", flush=True)
   for k in range(max(draws)):
     released.append(run.anonymizer.redrawn(k).apply(data.train.x, data.train.lengths,
                                                     mesh=run.mesh, batch_size=batch))
@@ -76,10 +89,7 @@ def study_case(case: str, path: str, out: str, draws: list[int], seeds: list[int
     x = np.concatenate(released)
     labels = np.tile(data.train.action, count)
     lengths = np.tile(data.train.lengths, count)
-    bank = run.banks.train('sgn', labels, data.num_actions, tuple(seeds), x, lengths,
-                           task='action', role='retrained', name=f'draws{count}_sgn')
-    logits = run.banks.predict_logits(bank, data.test.x, data.test.lengths)
-    sgn = [float(np.mean(np.argmax(l, -1) == data.test.action)) for l in logits]
+    networks = on_real_people(x, labels, lengths, f'draws{count}')
     on_real = suite.run_suite(_side(data.train, data.privacy_train, x, count),
                               _side(data.test, data.privacy_test, data.test.x),
                               privacy_target=data.privacy_target, layout=data.layout,
@@ -89,7 +99,7 @@ def study_case(case: str, path: str, out: str, draws: list[int], seeds: list[int
                                  privacy_target=data.privacy_target, layout=data.layout,
                                  attackers=fast, num_bootstrap=50, log=lambda line: None)
     rows[count] = {
-        'sgn_train_release_test_original': sgn,
+        'networks_train_release_test_original': networks,
         'suite_train_release_test_original': on_real['strongest']['action']['value'],
         'suite_attacker': on_real['strongest']['action']['attacker'],
         'identity_strongest_on_release': on_release['strongest']['privacy']['value'],
@@ -106,6 +116,7 @@ def main() -> None:
   parser.add_argument('--data_dir', default=os.path.join(ROOT, '..', 'shared', 'data'))
   parser.add_argument('--cases', default='msrc12_subject')
   parser.add_argument('--draws', default='1,3')
+  parser.add_argument('--archs', default='sgn')
   parser.add_argument('--seeds', type=int, default=1)
   parser.add_argument('--out', default=os.path.join(ROOT, 'runs', 'draws'))
   args = parser.parse_args()
@@ -116,19 +127,24 @@ def main() -> None:
     if path is None:
       print(f'{case}: its file is not in {args.data_dir}, skipped')
       continue
-    results[case] = study_case(case, path, args.out, draws, list(range(300, 300 + args.seeds)))
+    results[case] = study_case(case, path, args.out, draws, list(range(300, 300 + args.seeds)),
+                               args.archs.split(','))
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, 'draws.json'), 'w') as f:
     json.dump(results, f, indent=1)
+  def ms(values):
+    return ', '.join(f'{100 * v:.1f}' for v in values)
   for case, rows in results.items():
-    print(f'\n{case}\n| K | SGN: train release, test original | suite: same (attacker) | '
-          f'identity, strongest on the release (chance) | training sequences |\n|---|---|---|---|---|')
+    base = rows.pop('original')['train_original_test_original']
+    print(f'\n{case}\n| K | trained on the release, tested on the original (trained on the '
+          f'original) | suite: same (attacker) | identity, strongest on the release (chance) | '
+          f'training sequences |\n|---|---|---|---|---|')
     for k, r in rows.items():
-      sgn = ', '.join(f'{100 * v:.1f}' for v in r['sgn_train_release_test_original'])
-      print(f"| {k} | {sgn} | {100 * r['suite_train_release_test_original']:.1f} "
+      nets = '; '.join(f'{arch} {ms(v)} ({ms(base[arch])})'
+                       for arch, v in r['networks_train_release_test_original'].items())
+      print(f"| {k} | {nets} | {100 * r['suite_train_release_test_original']:.1f} "
             f"({r['suite_attacker']}) | {100 * r['identity_strongest_on_release']:.1f} "
             f"({100 * r['chance']:.1f}) | {r['train_sequences']} |")
-
 
 if __name__ == '__main__':
   main()
