@@ -99,6 +99,11 @@ def get_config():
   c.anonymizer.arch = 'residual_mlp'    # or 'autoencoder'
   c.anonymizer.knobs = ml_collections.ConfigDict()
   c.anonymizer.seed = 0
+  # Person-level differential privacy of the fit (train/private_prior.py, style_prior only):
+  # epsilon > 0 fits it with (epsilon, delta)-DP, a person as the unit (inf: the same fit with
+  # no noise, for comparison); 0 is off. Recorded in anonymizer.json and report.json.
+  c.anonymizer.epsilon = 0.0
+  c.anonymizer.delta = 1e-5
   # Retarget every bone to the training set's median length before the anonymizer (in training,
   # evaluation, export and the anonymize command): removes body proportions outright and leaves
   # the network the rest. The retargeting baseline in report.json shows what it does alone.

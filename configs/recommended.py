@@ -59,11 +59,14 @@ def use_flow_prior(c) -> None:
   97.2), at the same identity (7.4, chance 4.0); on the 10-person subset the three are within
   their seed spread (89.7 +- 2.5, 90.8 +- 10.0, 88.6 +- 11.7; docs/privacy.md). texture = 1
   (detail off the subspace) made outputs twice as jittery as real data and recognizers worse.
+  output_duration='drawn' (or 'action') plays every output for a duration drawn from its
+  predicted action's training durations instead of the input's, closing the duration channel;
+  the released lengths are then the outputs' own (docs/privacy.md has what it does).
   """
   c.anonymizer.arch = 'flow_prior'
   c.anonymizer.knobs = ml_collections.ConfigDict(dict(
       components=256, frames=0, hidden=256, depth=3, embed=32, sample_steps=16, duration=0,
-      vary_body=1.0, texture=0.0))
+      vary_body=1.0, texture=0.0, output_duration='input'))
   c.anonymizer.retarget_first = False     # the prior's front end retargets itself
   # Flow-matching training: Adam, at least 10,000 steps whatever the file's size (45 s on the
   # 10-person subset, 82 s on full MSRC-12, 2 cores: the network reads 256 numbers per
@@ -81,7 +84,8 @@ def use_style_prior(c) -> None:
   # shrink < 0: one subspace per action; 1.0 (the 'shared_cov' baseline of studies/privacy.py):
   # one subspace and one pooled covariance for all actions (train/style_prior.py).
   c.anonymizer.knobs = ml_collections.ConfigDict(dict(components=96, frames=0, keep_style=0.0,
-                                                      shrink=-1.0, vary_body=0.0))
+                                                      shrink=-1.0, vary_body=0.0,
+                                                      output_duration='input'))
   c.anonymizer.retarget_first = False     # the style prior retargets itself
 
 

@@ -13,6 +13,7 @@ joint count differ from what the anonymizer was trained on, is a one-line error.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -94,7 +95,9 @@ def anonymize_file(workdir: str, input_path: str, output_path: str, *, overwrite
     raise DataError(None, f'--batch_size must be positive, got {batch_size}')
   mesh = parallel.make_mesh()
   anonymizer, info = load_anonymizer(workdir, mesh)
-  apply = functools.partial(anonymizer.apply, mesh=mesh, batch_size=batch_size)
+  # Outputs that play for other durations (a prior's output_duration) bring their lengths.
+  apply = functools.partial(anonymizer.apply_with_lengths if anonymizer.changes_duration
+                            else anonymizer.apply, mesh=mesh, batch_size=batch_size)
   if fmt == 'pyskl':
     return anonymize_pyskl(input_path, output_path, apply, info, overwrite=overwrite,
                            check=compatibility_check(info, input_path), progress=progress)
@@ -121,7 +124,10 @@ def anonymize_pyskl(input_path: str, output_path: str, apply, info: dict, *,
     collect.release(ds)
   if check is not None:
     check(ds.x, ds.layout, normalize=ds.meta['normalize'])
-  anonymized = ds.with_x(np.asarray(apply(ds.x, ds.lengths), np.float32))
+  out = apply(ds.x, ds.lengths)
+  out, played = out if isinstance(out, tuple) else (out, ds.lengths)
+  anonymized = dataclasses.replace(ds.with_x(np.asarray(out, np.float32)),
+                                   lengths=np.asarray(played, np.int32))
   params = ds.meta.get('denormalize') or {}
   written = pyskl.write_pyskl(anonymized, input_path, output_path,
                               offset=params.get('offset'), scale=params.get('scale'),
@@ -129,6 +135,15 @@ def anonymize_pyskl(input_path: str, output_path: str, apply, info: dict, *,
   if progress is not None:
     progress(written, written)
   return written
+
+
+def guarantee_text(workdir: str) -> str:
+  """The anonymizer's differential-privacy line, from its anonymizer.json."""
+  from skeleton_anon import pathio
+  from skeleton_anon.evaluate.report import guarantee_line
+  path = pathio.as_path(workdir) / 'anonymizer' / 'anonymizer.json'
+  info = pathio.read_json(path) if path.exists() else {}
+  return guarantee_line(info.get('differential_privacy')).replace('**', '')
 
 
 def main(argv):
@@ -150,6 +165,7 @@ def main(argv):
     sys.exit(1)
   bar.close()
   print(f'anonymized {count} samples -> {FLAGS.output}')
+  print(guarantee_text(FLAGS.workdir))
 
 
 def run():

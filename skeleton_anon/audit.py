@@ -6,11 +6,12 @@ Scores how much any dataset leaks, whoever made it: the attack suite (attacks/su
 on the file's train split and scored on its test split, and DIR gets audit.json (the contract
 below), audit.md (strongest attacker first) and plots/. With --reference (the original the file
 was made from), samples are paired by `names` and fidelity (RMSE, MPJPE, bone-length change,
-jitter) is reported too.
+jitter) and utility (the suite's action attackers trained on this file and on the original,
+both tested on the original test split) are reported too.
 
 audit.json: {data, privacy_target, split {rule, num_train, num_test, across_people, ...},
 chance {action, privacy}, attacks [{task, attacker, family, metric, value, ci, chance}],
-strongest {privacy, action}, fidelity (with --reference), timing, ...}; keys are only ever
+strongest {privacy, action}, fidelity and utility (with --reference), timing, ...}; keys are only ever
 added, never renamed.
 
 Inputs: a generic .npz, or an MS-G3D (N, 3, T, V, M) .npy with its label pickle (--labels, or
@@ -19,6 +20,7 @@ Inputs: a generic .npz, or an MS-G3D (N, 3, T, V, M) .npy with its label pickle 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -93,6 +95,26 @@ def reference_fidelity(data, reference, data_path: str, reference_path: str) -> 
   return out
 
 
+def reference_utility(train, test, reference, data_path: str, reference_path: str, *,
+                      privacy_target: str, layout, attackers: str, seed: int, log=None) -> dict:
+  """audit.json `utility` with --reference: the suite's action attackers trained on this
+  file's training split and on the same samples of the original, both scored on the original
+  of the test split (pipeline report.json's `utility.train_on_anonymized`, on files)."""
+  from skeleton_anon.attacks import suite
+  if train.action is None or len(np.unique(train.action)) < 2:
+    return {'skipped': 'fewer than two actions: action utility cannot be measured'}
+  ref_names = {n: i for i, n in enumerate(np.asarray(reference.names).astype(str))}
+
+  def original(side):
+    index = np.asarray([ref_names[n] for n in np.asarray(side.names).astype(str)], np.int64)
+    return dataclasses.replace(side, x=np.asarray(reference.x[index], np.float32),
+                               lengths=np.asarray(reference.lengths)[index])
+
+  return {'train_on_anonymized': suite.train_on_anonymized(
+      train, original(train), original(test), privacy_target=privacy_target, layout=layout,
+      attackers=attackers, seed=seed, log=log)}
+
+
 def audit(data_path: str, privacy_target: str, out_dir: str, *, reference: str = '',
           attackers: str = 'fast', split_rule: str | None = None, overwrite: bool = False,
           labels: str = '', reference_labels: str = '', test_fraction: float = 0.2,
@@ -125,6 +147,9 @@ def audit(data_path: str, privacy_target: str, out_dir: str, *, reference: str =
   }
   if fid is not None:
     out['fidelity'], out['reference'] = fid, reference
+    out['utility'] = reference_utility(train, test, ref, data_path, reference,
+                                       privacy_target=privacy_target, layout=ds.get_layout(),
+                                       attackers=attackers, seed=seed, log=log)
   out['timing']['audit_total'] = round(time.time() - start, 3)
   report.write_outputs(out, out_dir)
   return out

@@ -62,6 +62,12 @@ def render_markdown(audit: dict) -> str:
               '| measure | value |', '|---|---|']
     lines += [f'| {k} | {_num(v, 5)} |' for k, v in audit['fidelity'].items()
               if isinstance(v, (int, float)) or v is None]
+  best = (audit.get('utility') or {}).get('train_on_anonymized', {}).get('best')
+  if best:
+    lines += ['', '## Utility: a recognizer trained on this file, tested on the original', '',
+              f"Best action attacker trained on this file: {_num(best.get('anonymized'))}; "
+              f"trained on the original: {_num(best.get('original'))} (both tested on the "
+              'original test split).']
   timing = audit.get('timing', {})
   if timing:
     lines += ['', 'Timing (s): ' + ', '.join(f'{k} {v:.1f}' for k, v in timing.items()

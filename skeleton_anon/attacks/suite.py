@@ -243,3 +243,22 @@ def run_suite(train: AttackData, test: AttackData, *, privacy_target: str, layou
   timing['total'] = round(time.time() - start, 3)
   return {'attacks': rows, 'strongest': strongest(rows, privacy_target), 'chance': chance,
           'cmc': cmc, 'timing': timing, 'attackers': list(names), 'skipped': skipped}
+
+
+def train_on_anonymized(anonymized_train: AttackData, original_train: AttackData,
+                        original_test: AttackData, *, privacy_target: str, layout,
+                        attackers: str = 'fast', seed: int = 0, log=None) -> dict:
+  """Can a model trained on a release recognise real people's actions? The suite's fast action
+  attackers (feature families, no linkage) fitted on the anonymized training split and on the
+  original one, both scored on the ORIGINAL test split:
+  {'test_data': 'original', 'by_attacker': {'original'|'anonymized': {attacker: top-1}},
+   'best': {'original'|'anonymized': the best attacker's top-1}}."""
+  fast = ','.join(n for n in resolve_attackers(attackers) if n in FAST and n != 'linkage')
+  rows = {}
+  for kind, train in (('original', original_train), ('anonymized', anonymized_train)):
+    result = run_suite(train, original_test, privacy_target=privacy_target, layout=layout,
+                       attackers=fast or 'fast', seed=seed, num_bootstrap=200, log=log)
+    rows[kind] = {r['attacker']: r['value'] for r in result['attacks']
+                  if r['task'] == 'action' and r['metric'] == 'top1'}
+  best = {kind: max(v.values()) if v else None for kind, v in rows.items()}
+  return {'test_data': 'original', 'by_attacker': rows, 'best': best}

@@ -216,3 +216,10 @@ def rigid_alignment(posture: np.ndarray, reference: np.ndarray) -> np.ndarray:
   flip = np.sign(np.linalg.det(u @ vt))
   u[:, :, -1] *= flip[:, None]
   return u @ vt
+
+
+def lengths_from_frames(x: np.ndarray) -> np.ndarray:
+  """int32 [N]: one past the last frame with any non-zero coordinate (at least 1)."""
+  nonzero = (np.asarray(x) != 0).any(axis=(1, 3, 4))                        # [N, T]
+  last = nonzero.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
+  return np.where(nonzero.any(axis=1), last, 1).astype(np.int32)

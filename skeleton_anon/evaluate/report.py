@@ -127,8 +127,10 @@ def judge_learning(evaluations: Sequence[dict], chance: dict, num_test: int,
 def build_report(*, dataset: dict, chance: dict, evaluations: Sequence[dict],
                  recon_rmse: dict, timing: dict, agreement: dict | None = None,
                  run: dict | None = None, attacks: dict | None = None,
-                 utility: dict | None = None, fidelity: dict | None = None) -> dict:
-  """Assembles report.json's dictionary in the contract's key order."""
+                 utility: dict | None = None, fidelity: dict | None = None,
+                 guarantee: dict | None = None) -> dict:
+  """Assembles report.json's dictionary in the contract's key order (guarantee: the private
+  fit's record, train/private_prior.guarantee; None: not differentially private)."""
   for key in ('path', 'num_train', 'num_test', 'privacy_target'):
     if key not in dataset:
       raise ValueError(f'dataset summary lacks {key!r}')
@@ -149,6 +151,7 @@ def build_report(*, dataset: dict, chance: dict, evaluations: Sequence[dict],
   if attacks is not None and attacks.get('attacks'):
     report['attacks'] = attacks
     report['strongest'] = attacks['strongest']
+  report['differential_privacy'] = guarantee or {'private': False}
   if utility is not None:
     report['utility'] = utility
   if fidelity is not None:
@@ -328,6 +331,21 @@ def _learning_lines(report: dict) -> list[str]:
   return lines
 
 
+def guarantee_line(guarantee: dict | None) -> str:
+  """One line on the fit's formal guarantee (report.md, the anonymize command)."""
+  if not guarantee or not guarantee.get('private'):
+    if guarantee and guarantee.get('noise_multiplier') == 0.0:
+      return ('**Differential privacy:** none (the private fit without noise, epsilon = inf: '
+              'for comparison only).')
+    return ('**Differential privacy:** none; privacy rests on the measured attackers below '
+            '(anonymizer.epsilon turns a person-level guarantee on).')
+  return (f"**Differential privacy:** the fitted anonymizer is ({guarantee['spent_epsilon']:.3g}, "
+          f"{guarantee['delta']:.3g})-DP with one {guarantee['unit']} as the unit "
+          f"({guarantee['adjacency']}; {guarantee['accountant']}, noise multiplier "
+          f"{guarantee['noise_multiplier']:.3g}). Each released sequence also carries its own "
+          'predicted action and duration.')
+
+
 def render_markdown(report: dict) -> str:
   """report.md: headline, chance, leakage before, after by role, baselines, agreement, timing."""
   ds, summary = report['dataset'], summarize(report)
@@ -337,6 +355,7 @@ def render_markdown(report: dict) -> str:
            f"Dataset `{ds['path']}`: {ds['num_train']} train / {ds['num_test']} test samples; "
            f"privacy target: **{privacy}**. Accuracies are top-1 in percent on the test split.",
            '']
+  lines += [guarantee_line(report.get('differential_privacy')), '']
   if (report.get('run') or {}).get('privacy_only'):
     lines += [f"**Privacy only:** {report['run']['privacy_only']}.", '']
   lines += _strongest_lines(report)

@@ -21,9 +21,12 @@ import numpy as np
 
 from skeleton_anon.data.dataset import (CHANNELS, RECORDING_KEYS, SkeletonDataset, atomic_write,
                                         validate)
+from skeleton_anon.data.transforms import lengths_from_frames
 from skeleton_anon.errors import DataError, OutputExistsError
 
-# apply(x [B, M, T, V, C] float32, lengths [B] int32) -> x' of the same shape.
+# apply(x [B, M, T, V, C] float32, lengths [B] int32) -> x' of the same shape, or (x', lengths')
+# when the outputs play for other durations (a prior's output_duration): the file's lengths
+# are then rewritten.
 ApplyFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 # check(x [B, M, T, V, C], layout name or None, edges=, normalize=) raises when the data does not
 # fit the anonymizer (edges and normalize: the npz's own keys, None when it has none).
@@ -79,10 +82,10 @@ class NpzStream:
   def close(self) -> None:
     self._zip.close()
 
-  def copy_members(self, zout: zipfile.ZipFile, *, skip: str = 'x') -> None:
-    """Copies every member but `skip` byte for byte into another archive."""
+  def copy_members(self, zout: zipfile.ZipFile, *, skip: tuple[str, ...] = ('x',)) -> None:
+    """Copies every member but those in `skip` byte for byte into another archive."""
     for key, name in self.members.items():
-      if key != skip:
+      if key not in skip:
         zout.writestr(self._zip.getinfo(name), self._zip.read(name))
 
   def __enter__(self):
@@ -152,11 +155,15 @@ def _temp_memmap(near: str, shape, dtype):
   return tmp, np.lib.format.open_memmap(tmp, mode='w+', dtype=dtype, shape=tuple(shape))
 
 
-def _apply_checked(apply_fn: ApplyFn, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-  out = np.asarray(apply_fn(x, lengths), np.float32)
+def _apply_checked(apply_fn: ApplyFn, x: np.ndarray, lengths: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+  """(x', its lengths: the input's unless apply_fn returned its own)."""
+  out = apply_fn(x, lengths)
+  out, played = out if isinstance(out, tuple) else (out, lengths)
+  out = np.asarray(out, np.float32)
   if out.shape != x.shape:
     raise ValueError(f'the anonymizer returned {out.shape} for a batch of {x.shape}')
-  return out
+  return out, np.asarray(played, np.int32)
 
 
 def anonymize_npz(input_path, output_path, apply_fn: ApplyFn, *, batch_size: int = 64,
@@ -178,12 +185,15 @@ def anonymize_npz(input_path, output_path, apply_fn: ApplyFn, *, batch_size: int
   with NpzStream(input_path) as stream:
     n = stream.x_shape[0]
     tmp_x, out = _temp_memmap(output_path, stream.x_shape, np.float32)
+    lengths = np.asarray(stream.small['lengths']).copy()
     try:
       for lo, batch in stream.batches(batch_size):
         if lo == 0 and check is not None:
           check(batch.x, batch.layout, edges=stream.small.get('edges'),
                 normalize=stream.small.get('normalize'))
-        out[lo:lo + batch.num_samples] = _apply_checked(apply_fn, batch.x, batch.lengths)
+        hi = lo + batch.num_samples
+        out[lo:hi], played = _apply_checked(apply_fn, batch.x, batch.lengths)
+        lengths[lo:hi] = played
         if progress is not None:
           progress(lo + batch.num_samples, n)
       out.flush()
@@ -192,21 +202,19 @@ def anonymize_npz(input_path, output_path, apply_fn: ApplyFn, *, batch_size: int
       def write(tmp):
         # Zip64 so that outputs above 4 GB stay readable; x streams from disk into the archive.
         with zipfile.ZipFile(tmp, 'w', zipfile.ZIP_STORED, allowZip64=True) as zout:
-          stream.copy_members(zout)
+          changed = not np.array_equal(lengths, stream.small['lengths'])
+          stream.copy_members(zout, skip=('x', 'lengths') if changed else ('x',))
           zout.write(tmp_x, arcname=stream.members['x'])
+          if changed:       # the outputs' own durations
+            with zout.open(stream.members['lengths'], 'w') as f:
+              np.lib.format.write_array(f, lengths.astype(stream.small['lengths'].dtype),
+                                        allow_pickle=False)
 
       atomic_write(output_path, write, overwrite=overwrite)
     finally:
       if os.path.exists(tmp_x):
         os.remove(tmp_x)
   return n
-
-
-def lengths_from_frames(x: np.ndarray) -> np.ndarray:
-  """int32 [N]: one past the last frame with any non-zero coordinate (at least 1)."""
-  nonzero = (x != 0).any(axis=(1, 3, 4))                                   # [N, T]
-  last = x.shape[2] - np.argmax(nonzero[:, ::-1], axis=1)
-  return np.where(nonzero.any(axis=1), last, 1).astype(np.int32)
 
 
 def anonymize_msg3d_npy(input_path, output_path, apply_fn: ApplyFn, *, batch_size: int = 64,
@@ -242,7 +250,7 @@ def anonymize_msg3d_npy(input_path, output_path, apply_fn: ApplyFn, *, batch_siz
                         sample=lo + int(np.flatnonzero(~finite)[0]))
       if lo == 0 and check is not None:
         check(x, None)
-      y = _apply_checked(apply_fn, x, lengths_from_frames(x))
+      y, _ = _apply_checked(apply_fn, x, lengths_from_frames(x))   # zero frames say the length
       out[lo:lo + len(x)] = y.transpose(0, 4, 2, 3, 1)
       if progress is not None:
         progress(lo + len(x), n)

@@ -53,15 +53,18 @@ def _mean_pair_distance(a: np.ndarray, b: np.ndarray, pairs: np.ndarray) -> tupl
 
 def within_action_diversity(original: np.ndarray, anonymized: np.ndarray, lengths: np.ndarray,
                             action: np.ndarray, layout: Layout, target_lengths: np.ndarray, *,
-                            seed: int = 0,
-                            max_pairs: int = MAX_PAIRS_PER_ACTION) -> dict:
+                            seed: int = 0, max_pairs: int = MAX_PAIRS_PER_ACTION,
+                            anonymized_lengths: np.ndarray | None = None) -> dict:
   """{'ratio', 'original', 'anonymized', 'per_action'}: mean same-action pair distances.
 
   ratio = anonymized / original, the mean over actions of at least two samples; the pairs (all of
   them, or `max_pairs` drawn with `seed` per action) are the same on both sides. 1 keeps the
   variety, 0 is a prototype per action. Distances are in the data's units per joint and frame.
+  anonymized_lengths: the anonymized samples' own lengths (default `lengths`: the same
+  durations); every trajectory is resampled to one length, so the two sides compare either way.
   """
   lengths, action = np.asarray(lengths), np.asarray(action)
+  anonymized_lengths = lengths if anonymized_lengths is None else np.asarray(anonymized_lengths)
   rng = np.random.default_rng(seed)
   per_action, ratios, dist_a, dist_b = {}, [], [], []
   for label in np.unique(action):
@@ -75,7 +78,7 @@ def within_action_diversity(original: np.ndarray, anonymized: np.ndarray, length
     # One action's trajectories at a time (x may be a memory map or Rows of one): memory is
     # bounded by the largest action, not the dataset.
     a = posture_trajectories(take(original, members), lengths[members], layout, target_lengths)
-    b = posture_trajectories(take(anonymized, members), lengths[members], layout,
+    b = posture_trajectories(take(anonymized, members), anonymized_lengths[members], layout,
                              target_lengths)
     orig, anon = _mean_pair_distance(a, b, np.stack([i, j], axis=1))
     per_action[int(label)] = {'original': orig, 'anonymized': anon,

@@ -37,7 +37,7 @@ from skeleton_anon.models.style_prior import StylePrior
 
 FLOW_PRIOR = 'flow_prior'
 KNOBS = ('components', 'frames', 'hidden', 'depth', 'embed', 'sample_steps', 'duration',
-         'vary_body', 'texture')
+         'vary_body', 'texture', 'output_duration')
 # duration=1 also conditions the draw on the input's log duration. Off by default: people have
 # their own speeds, and on the 10-person MSRC-12 subset a duration-conditioned flow let the
 # retrained body attacker reach 0.325 identity (chance 0.10; docs/privacy.md).
@@ -45,8 +45,10 @@ KNOBS = ('components', 'frames', 'hidden', 'depth', 'embed', 'sample_steps', 'du
 # residual spread of the training encodings times texture (prior.residual_std): the subspace
 # keeps the large, smooth structure of the motion and drops the fine detail of real recordings,
 # and the larger the training set the more of it falls outside the first `components`.
+# output_duration: the style prior's (models/style_prior.output_lengths); with duration=1 the
+# draw is conditioned on the output's duration.
 DEFAULT_KNOBS = dict(components=96, frames=0, hidden=256, depth=3, embed=32, sample_steps=16,
-                     duration=0, vary_body=0.0, texture=0.0)
+                     duration=0, vary_body=0.0, texture=0.0, output_duration='input')
 
 
 def time_features(t: jnp.ndarray, dim: int) -> jnp.ndarray:

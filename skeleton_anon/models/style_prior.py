@@ -75,6 +75,22 @@ class StylePrior:
   # With a shared subspace: the standard deviation [D] of the training encodings' within-action
   # residual off that subspace (pooled over everyone: the detail the subspace leaves out).
   residual_std: np.ndarray | None = None
+  # The private fit (train/private_prior.py): align=False moves each input without rotating it
+  # (a private reference posture would cost budget); with class_means the action is predicted
+  # in the code space (`code`: the public basis is basis[0] / code_scale^2), by the nearest
+  # class mean [A, K] under the diagonal variance class_var [K].
+  align: bool = True
+  code_offset: np.ndarray | None = None
+  code_scale: np.ndarray | None = None
+  class_means: np.ndarray | None = None
+  class_var: np.ndarray | None = None
+  # The output's duration (`output_lengths`): 'input' keeps each input's (the one channel left
+  # by construction), 'action' plays every output for its predicted action's median training
+  # duration, 'drawn' for a duration drawn (from the draw's seed) from a log-normal fitted to
+  # the action's training durations, within their range. action_durations [A, 5]: median,
+  # mean and standard deviation of the log duration, shortest, longest.
+  duration_mode: str = 'input'
+  action_durations: np.ndarray | None = None
 
   def to_arrays(self) -> dict[str, np.ndarray]:
     return {f.name: np.asarray(getattr(self, f.name)) for f in dataclasses.fields(self)
@@ -89,34 +105,52 @@ class StylePrior:
         continue                       # written before the field existed: its default
       a = np.asarray(arrays[f.name])
       values[f.name] = (int(a) if f.name in ('frames', 'salt') else
-                        float(a) if f.name in ('keep_style', 'body_spread') else a)
+                        float(a) if f.name in ('keep_style', 'body_spread') else
+                        bool(a) if f.name == 'align' else
+                        str(a) if f.name == 'duration_mode' else a)
     return cls(**values)
 
 
 def front_end(x: np.ndarray, lengths: np.ndarray, layout: Layout, bone_lengths: np.ndarray,
-              reference: np.ndarray, placement: np.ndarray) -> np.ndarray:
-  """x retargeted, rotated onto `reference` and moved to `placement` (one rigid motion per
-  sample, from its first person's mean posture); padded frames and absent persons stay zero."""
+              reference: np.ndarray, placement: np.ndarray, align: bool = True) -> np.ndarray:
+  """x retargeted, rotated onto `reference` (unless not align) and moved to `placement` (one
+  rigid motion per sample, from its first person's mean posture); padded frames and absent
+  persons stay zero."""
   return place(transforms.retarget(x, lengths, layout, bone_lengths), lengths, layout,
-               reference, placement)
+               reference, placement, align)
 
 
 def place(x: np.ndarray, lengths: np.ndarray, layout: Layout, reference: np.ndarray,
-          placement: np.ndarray) -> np.ndarray:
+          placement: np.ndarray, align: bool = True) -> np.ndarray:
   """`front_end` for x already retargeted: the rigid motion only."""
   posture, root = transforms.first_person_mean_posture(x, lengths, layout)
-  rotation = transforms.rigid_alignment(posture, reference)                # [N, C, C]
+  if align:
+    rotation = transforms.rigid_alignment(posture, reference)              # [N, C, C]
+  else:
+    rotation = np.broadcast_to(np.eye(posture.shape[-1]), (len(x),) + (posture.shape[-1],) * 2)
   moved = np.einsum('nij,nmtvj->nmtvi', rotation,
                     x.astype(np.float64) - root[:, None, None, None]) + placement
   mask = transforms.valid_mask(x, lengths)[..., None, None]
   return np.where(mask, moved, 0.0).astype(np.float32)
 
 
+def code(prior: StylePrior, encoded: np.ndarray) -> np.ndarray:
+  """[N, K]: flat encodings [N, D] in a private prior's code space (StylePrior.align)."""
+  square = prior.code_scale.astype(np.float64) ** 2
+  normed = (np.asarray(encoded, np.float64) - prior.code_offset) / square
+  return normed @ (prior.basis[0] / square[:, None]) / prior.frames
+
+
 def predict_action(prior: StylePrior, front: np.ndarray, lengths: np.ndarray,
-                   layout: Layout) -> np.ndarray:
-  """int [N]: row index into prior.actions of each sample's predicted action."""
+                   layout: Layout, encoded: np.ndarray | None = None) -> np.ndarray:
+  """int [N]: row index into prior.actions of each sample's predicted action (encoded: the
+  flat encodings [N, D], needed by a prior with class_means)."""
   if len(prior.actions) == 1:
     return np.zeros(len(front), np.int64)
+  if prior.class_means is not None:
+    z = code(prior, encoded)
+    distance = (((z[:, None] - prior.class_means[None]) ** 2) / prior.class_var).sum(-1)
+    return np.argmin(distance, axis=1)
   feats = features_lib.sequence_features(front, lengths, layout, FEATURES)
   scores = ((feats - prior.feature_mean) / prior.feature_scale) @ prior.weights + prior.bias
   return np.argmax(scores, axis=1)
@@ -159,8 +193,37 @@ def body_draws(prior: StylePrior, seeds: list[list[int]]) -> tuple[np.ndarray, n
   return lengths, offsets
 
 
+DURATION_MODES = ('input', 'action', 'drawn')
+
+
+def output_lengths(prior: StylePrior, rows: np.ndarray, lengths: np.ndarray,
+                   seeds: list[list[int]], max_frames: int) -> np.ndarray:
+  """int32 [n]: how many frames each output plays (StylePrior.duration_mode), in [1,
+  max_frames]; nothing of the input but its predicted action (and, for 'input', its duration)."""
+  mode = prior.duration_mode
+  if mode == 'input' or prior.action_durations is None:
+    out = np.asarray(lengths)
+  elif mode == 'action':
+    out = np.rint(prior.action_durations[rows, 0])
+  elif mode == 'drawn':
+    table = prior.action_durations[rows]
+    normal = np.array([np.random.default_rng([*s, 3]).standard_normal() for s in seeds])
+    out = np.clip(np.rint(np.exp(table[:, 1] + table[:, 2] * normal)), table[:, 3], table[:, 4])
+  else:
+    raise ValueError(f'duration_mode must be one of {DURATION_MODES}, got {mode!r}')
+  return np.clip(out, 1, max_frames).astype(np.int32)
+
+
 def anonymize(prior: StylePrior, x: np.ndarray, lengths: np.ndarray, layout: Layout, *,
               generator=None, seeds: list[list[int]] | None = None) -> np.ndarray:
+  """`anonymize_with_lengths` without the output lengths."""
+  return anonymize_with_lengths(prior, x, lengths, layout, generator=generator, seeds=seeds)[0]
+
+
+def anonymize_with_lengths(prior: StylePrior, x: np.ndarray, lengths: np.ndarray,
+                           layout: Layout, *, generator=None,
+                           seeds: list[list[int]] | None = None
+                           ) -> tuple[np.ndarray, np.ndarray]:
   """float32 array of x's shape [N, M, T, V, C]: the style-prior anonymization of every sample
   (see the module docstring). Deterministic given the prior and the input.
 
@@ -168,18 +231,22 @@ def anonymize(prior: StylePrior, x: np.ndarray, lengths: np.ndarray, layout: Lay
   (rows [n], lengths [n], seeds) -> encodings [n, D] of new performances of those actions at
   those durations, e.g. the learned flow of models/flow_prior.py. It sees nothing of the input
   but the predicted action, the duration and the draw's seed. seeds: the draws' seeds
-  (default `sample_seeds`, a checksum of each input: tests fix them to compare two people)."""
+  (default `sample_seeds`, a checksum of each input: tests fix them to compare two people).
+  Returns (outputs, their lengths [N]: the input's unless prior.duration_mode says otherwise)."""
   x = np.asarray(x, np.float32)
   lengths = np.asarray(lengths, np.int32)
   out = np.zeros_like(x)
+  played = lengths.copy()
   for lo in range(0, len(x), transforms.CHUNK):
     chunk, n = x[lo:lo + transforms.CHUNK], lengths[lo:lo + transforms.CHUNK]
-    front = front_end(chunk, n, layout, prior.bone_lengths, prior.reference, prior.placement)
-    rows = predict_action(prior, front, n, layout)
+    front = front_end(chunk, n, layout, prior.bone_lengths, prior.reference, prior.placement,
+                      prior.align)
     encoded = transforms.direction_encoding(front, n, layout, prior.frames)
     flat = encoded.reshape(len(chunk), -1)
+    rows = predict_action(prior, front, n, layout, flat)
     chunk_seeds = (sample_seeds(chunk, prior.salt) if seeds is None
                    else seeds[lo:lo + transforms.CHUNK])
+    n = played[lo:lo + len(chunk)] = output_lengths(prior, rows, n, chunk_seeds, x.shape[2])
     if generator is not None:
       drawn = np.asarray(generator(rows, n, chunk_seeds), np.float32).reshape(flat.shape)
     else:
@@ -196,4 +263,4 @@ def anonymize(prior: StylePrior, x: np.ndarray, lengths: np.ndarray, layout: Lay
       mask = transforms.valid_mask(decoded, n)[..., None, None]
       decoded = np.where(mask, decoded + offsets[:, None, None, None], 0.0).astype(np.float32)
     out[lo:lo + len(chunk)] = decoded
-  return out
+  return out, played

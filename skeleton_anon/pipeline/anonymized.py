@@ -113,10 +113,20 @@ def _sidecar(run, shape) -> dict:
           'processes': jax.process_count()}
 
 
+def _output_lengths(run, x_anon, part) -> np.ndarray:
+  """The lengths of one anonymized split: the input's, or, when the anonymizer changes
+  durations, read off the outputs (frames past an output's end are zero), a chunk at a time."""
+  if not run.anonymizer.changes_duration:
+    return np.asarray(part.lengths)
+  return np.concatenate([transforms.lengths_from_frames(np.asarray(x_anon[lo:lo + 256]))
+                         for lo in range(0, len(x_anon), 256)] or [np.zeros(0, np.int32)])
+
+
 def anonymized_splits(run) -> dict:
-  """{'train', 'test', 'unlabelled' (None when the run has none)}: the anonymized splits, each
-  the same values as run.anonymize(split.x, split.lengths), computed once per run (see the
-  module docstring)."""
+  """{'train', 'test', 'unlabelled' (None when the run has none), 'lengths' ({split: lengths
+  [N]}: the input's unless the anonymizer changes durations)}: the anonymized splits, each the
+  same values as run.anonymize(split.x, split.lengths), computed once per run (see the module
+  docstring)."""
   if run.anonymized is not None and run.anonymized[0] is run.anonymizer:
     return run.anonymized[1]
   if run.anonymizer is None:
@@ -147,6 +157,7 @@ def anonymized_splits(run) -> dict:
         pathio.write_json(path + '.json', _sidecar(run, shape))
         everything = np.load(path, mmap_mode='r')
     out = {name: Rows(everything, source) for (name, _), source in zip(parts, sources)}
+  out['lengths'] = {name: _output_lengths(run, out[name], part) for name, part in parts}
   out.setdefault('unlabelled', None)
   run.anonymized = (run.anonymizer, out)
   return out

@@ -53,6 +53,8 @@ class Anonymizer:
   layout: Layout | None = None
   prior: style_prior.StylePrior | None = None
   flow: flow_lib.FlowPrior | None = None
+  # The private fit's record (train/private_prior.guarantee), None when not private.
+  guarantee: dict | None = None
 
   def redrawn(self, draw: int) -> 'Anonymizer':
     """The same prior with its draws re-seeded: draw k gives every input another independent
@@ -65,6 +67,22 @@ class Anonymizer:
     prior = dataclasses.replace(self.prior, salt=int(self.prior.salt) + 7919 * int(draw))
     flow = None if self.flow is None else dataclasses.replace(self.flow, prior=prior)
     return dataclasses.replace(self, prior=prior, flow=flow)
+
+  @property
+  def changes_duration(self) -> bool:
+    """Whether outputs play for other durations than their inputs (a prior's
+    output_duration): the released lengths are then `apply_with_lengths`'s."""
+    return self.prior is not None and self.prior.duration_mode != 'input'
+
+  def apply_with_lengths(self, x, lengths, *, mesh=None, batch_size: int = 64
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """(f(R(x)), the outputs' lengths [N]): `apply` and how many frames each output plays."""
+    lengths = np.asarray(lengths, np.int32)
+    out, played = np.empty(x.shape, np.float32), lengths.copy()
+    for lo, chunk, n in self.apply_chunks(x, lengths, mesh=mesh, batch_size=batch_size,
+                                          with_lengths=True):
+      out[lo:lo + len(chunk)], played[lo:lo + len(chunk)] = chunk, n
+    return out, played
 
   def apply(self, x, lengths, *, mesh=None, batch_size: int = 64, out=None) -> np.ndarray:
     """f(R(x)) for all of x, float32 [N, M, T, V, C], written into `out` (default: a new array)
@@ -84,8 +102,10 @@ class Anonymizer:
     unit = int(np.lcm(max(1, int(batch_size)), transforms.CHUNK))
     return unit * max(1, CHUNK_SAMPLES // unit)
 
-  def apply_chunks(self, x, lengths, *, mesh=None, batch_size: int = 64):
-    """Yields (start, f(R(x[start:start + n]))) over x in order, chunk by chunk (`chunk_size`).
+  def apply_chunks(self, x, lengths, *, mesh=None, batch_size: int = 64,
+                   with_lengths: bool = False):
+    """Yields (start, f(R(x[start:start + n]))) over x in order, chunk by chunk (`chunk_size`),
+    with the outputs' lengths as a third item when with_lengths.
 
     The values are exactly those of one call over all of x: the chunks end on the batch and
     transforms.CHUNK boundaries such a call uses.
@@ -94,19 +114,21 @@ class Anonymizer:
     step = self.chunk_size(batch_size)
     for lo in range(0, len(x), step):
       chunk = np.asarray(x[lo:lo + step], np.float32)
-      yield lo, self._apply_in_memory(chunk, lengths[lo:lo + step], mesh, batch_size)
+      out, played = self._apply_in_memory(chunk, lengths[lo:lo + step], mesh, batch_size)
+      yield (lo, out, played) if with_lengths else (lo, out)
 
   def _apply_in_memory(self, x: np.ndarray, lengths: np.ndarray, mesh,
-                       batch_size: int) -> np.ndarray:
+                       batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     if self.flow is not None:
-      return style_prior.anonymize(self.flow.prior, x, lengths, self.layout,
-                                   generator=self.flow.generate)
+      return style_prior.anonymize_with_lengths(self.flow.prior, x, lengths, self.layout,
+                                                generator=self.flow.generate)
     if self.prior is not None:
-      return style_prior.anonymize(self.prior, x, lengths, self.layout)
+      return style_prior.anonymize_with_lengths(self.prior, x, lengths, self.layout)
     if self.retarget_lengths is not None:
       x = transforms.retarget(x, lengths, self.layout, self.retarget_lengths)
     return pretrain.apply_anonymizer(self.model, self.variables, x, lengths,
-                                     mesh=mesh or parallel.make_mesh(), batch_size=batch_size)
+                                     mesh=mesh or parallel.make_mesh(),
+                                     batch_size=batch_size), lengths
 
 
 def save_anonymizer(anonymizer: Anonymizer, workdir: str, *, knobs: dict, num_persons: int,
@@ -134,7 +156,8 @@ def save_anonymizer(anonymizer: Anonymizer, workdir: str, *, knobs: dict, num_pe
           'edges': layout.edges.tolist() if layout is not None and layout.name == 'custom'
                    else None,
           'retarget_lengths': (None if anonymizer.retarget_lengths is None
-                               else np.asarray(anonymizer.retarget_lengths).tolist())}
+                               else np.asarray(anonymizer.retarget_lengths).tolist()),
+          'differential_privacy': anonymizer.guarantee}
   if jax.process_index() == 0:
     pathio.write_json(directory / 'anonymizer.json', info, indent=2)
 
@@ -191,7 +214,8 @@ def load_anonymizer(workdir: str, mesh=None) -> tuple[Anonymizer, dict]:
   if info['arch'] == STYLE_PRIOR:
     prior = style_prior.StylePrior.from_arrays(
         multihost.arrays_from_process_0(lambda: _read_prior(directory)))
-    return Anonymizer(STYLE_PRIOR, None, {}, 0, layout=layout, prior=prior), info
+    return Anonymizer(STYLE_PRIOR, None, {}, 0, layout=layout, prior=prior,
+                      guarantee=info.get('differential_privacy')), info
   if info['arch'] == FLOW_PRIOR:
     return _load_flow(directory, info, layout, mesh), info
   channels = int(info.get('num_channels', 3))  # files written before 2D support: 3D

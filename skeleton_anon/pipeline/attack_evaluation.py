@@ -19,8 +19,9 @@ from skeleton_anon.evaluate import fidelity as fidelity_lib, metrics
 from skeleton_anon.evaluate import utility as utility_lib
 
 
-def _side(ds, privacy: np.ndarray, x: np.ndarray) -> AttackData:
-  return AttackData(x=x, lengths=ds.lengths, privacy=privacy, action=ds.action,
+def _side(ds, privacy: np.ndarray, x: np.ndarray, lengths=None) -> AttackData:
+  return AttackData(x=x, lengths=ds.lengths if lengths is None else lengths, privacy=privacy,
+                    action=ds.action,
                     subject=ds.subject, names=ds.names)
 
 
@@ -31,16 +32,19 @@ def suite_attackers(run) -> str:
 
 def run_attack_suite(run, versions: dict) -> dict:
   """{'attacks': rows with a 'data' key, 'strongest': {data: ...}, 'cmc': {data: ...},
-  'chance', 'timing'} for versions {data kind: (x_train, x_test)}."""
+  'chance', 'timing'} for versions {data kind: (x_train, x_test[, lengths_train,
+  lengths_test])} (lengths: default the inputs')."""
   names = suite_attackers(run)
   data = run.data
   out = {'attacks': [], 'strongest': {}, 'cmc': {}, 'chance': None, 'timing': {}}
   if not names:
     return out
-  for kind, (x_train, x_test) in versions.items():
+  for kind, (x_train, x_test, *lengths) in versions.items():
     logging.info('evaluate: attack suite (%s) on %s data', names, kind)
+    len_train, len_test = lengths or (None, None)
     result = suite.run_suite(
-        _side(data.train, data.privacy_train, x_train), _side(data.test, data.privacy_test, x_test),
+        _side(data.train, data.privacy_train, x_train, len_train),
+        _side(data.test, data.privacy_test, x_test, len_test),
         privacy_target=data.privacy_target, layout=data.layout, attackers=names,
         seed=run.stage_seed(f'attacks_{kind}'), mesh=run.mesh,
         workdir=run.io.checkpoint_dir(f'attacks_{kind}'), log=logging.info)
@@ -82,7 +86,8 @@ def judge_neural_attackers(out: dict, privacy_target: str, num_test: int) -> dic
   return out
 
 
-def utility(run, anon_train: np.ndarray, anon_test: np.ndarray) -> dict:
+def utility(run, anon_train: np.ndarray, anon_test: np.ndarray,
+            anon_lengths: dict | None = None) -> dict:
   """What the anonymized data is still good for, beyond fooling and pleasing classifiers.
 
   train_on_anonymized: action attackers of the suite fitted on anonymized training data and
@@ -91,34 +96,29 @@ def utility(run, anon_train: np.ndarray, anon_test: np.ndarray) -> dict:
   diversity: within-action diversity of the anonymized test data relative to the original's
     (evaluate.utility; 1 keeps the variety, 0 is one prototype per action).
   Both need at least two actions; a single-action dataset gets the reason instead.
+  anon_lengths: {'train', 'test'} lengths of the anonymized splits (default the inputs').
   """
   data = run.data
+  anon_lengths = anon_lengths or {'train': data.train.lengths, 'test': data.test.lengths}
   if data.num_actions < 2:
     return {'skipped': 'the dataset has a single action: action utility cannot be measured'}
   target = transforms.median_bone_lengths(data.train.x, data.train.lengths, data.layout)
   out = {'diversity': utility_lib.within_action_diversity(
       data.test.x, anon_test, data.test.lengths, data.test.action, data.layout, target,
-      seed=run.stage_seed('diversity'))}
+      seed=run.stage_seed('diversity'), anonymized_lengths=anon_lengths['test'])}
   names = suite_attackers(run)
   if names:
-    fast = ','.join(n for n in suite.resolve_attackers(names)
-                    if n in suite.FAST and n != 'linkage')
-    rows = {}
-    for kind, x_train in (('original', data.train.x), ('anonymized', anon_train)):
-      result = suite.run_suite(
-          _side(data.train, data.privacy_train, x_train),
-          _side(data.test, data.privacy_test, data.test.x), privacy_target=data.privacy_target,
-          layout=data.layout, attackers=fast or 'fast', seed=run.stage_seed('utility'),
-          num_bootstrap=200, log=logging.info)
-      rows[kind] = {r['attacker']: r['value'] for r in result['attacks']
-                    if r['task'] == 'action' and r['metric'] == 'top1'}
-    best = {kind: max(v.values()) if v else None for kind, v in rows.items()}
-    out['train_on_anonymized'] = {'test_data': 'original', 'by_attacker': rows,
-                                  'best': best}
+    out['train_on_anonymized'] = suite.train_on_anonymized(
+        _side(data.train, data.privacy_train, anon_train, anon_lengths['train']),
+        _side(data.train, data.privacy_train, data.train.x),
+        _side(data.test, data.privacy_test, data.test.x), privacy_target=data.privacy_target,
+        layout=data.layout, attackers=names, seed=run.stage_seed('utility'), log=logging.info)
   return out
 
 
-def fidelity(run, anon_test: np.ndarray) -> dict:
-  """evaluate.fidelity of the anonymized test split against the original (data units)."""
+def fidelity(run, anon_test: np.ndarray, lengths: np.ndarray | None = None) -> dict:
+  """evaluate.fidelity of the anonymized test split against the original (data units), over
+  `lengths` frames (default the inputs'; the frames both play when durations changed)."""
   data = run.data
-  return fidelity_lib.fidelity(data.test.x, anon_test, data.test.lengths, data.layout)
+  return fidelity_lib.fidelity(data.test.x, anon_test,
+                               data.test.lengths if lengths is None else lengths, data.layout)

@@ -21,7 +21,7 @@ from skeleton_anon.pipeline import fingerprints
 from skeleton_anon.pipeline.anonymizer import Anonymizer
 from skeleton_anon.pipeline.workdir import (StageMarkers, check_config, config_dict,
                                             stored_config)
-from skeleton_anon.train import parallel, pretrain, steps
+from skeleton_anon.train import parallel, pretrain, private_prior, steps
 from skeleton_anon.train.checkpoint import has_checkpoint
 from skeleton_anon.train.loop import StopRequested
 from skeleton_anon.train.pretrain import Bank
@@ -279,6 +279,8 @@ def make_run(config, workdir: str, mesh: Mesh | None = None) -> Run:
   """
   previous = stored_config(workdir)
   check_config(workdir, config)
+  private_prior.check_request(config.anonymizer.arch, config.anonymizer.get('epsilon', 0.0),
+                              config.anonymizer.get('delta', 1e-5))
   data = prepare_data(config.data)
   logging.info('data %s: %d train, %d test samples, %d actions, %d %s classes', data.source,
                data.train.num_samples, data.test.num_samples, data.num_actions,

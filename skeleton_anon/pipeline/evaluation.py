@@ -13,6 +13,7 @@ folder (pathio.local_dir), as does the export.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -42,7 +43,7 @@ def _labels(run) -> dict[str, dict[str, np.ndarray]]:
           'test': {'action': run.data.test.action, 'privacy': run.data.privacy_test}}
 
 
-def _retrained_attackers(run, anon_train: np.ndarray) -> dict:
+def _retrained_attackers(run, anon_train: np.ndarray, lengths: np.ndarray) -> dict:
   """Classifiers trained from scratch on anonymized training data, per config.evaluate.retrained.
 
   This is the strongest honest threat model: the attacker knows the data is anonymized and
@@ -59,7 +60,7 @@ def _retrained_attackers(run, anon_train: np.ndarray) -> dict:
       name = f'retrained_{task}_{arch}_{run.io.fingerprint("anonymize")}'
       logging.info('evaluate: training the %s attacker %s on anonymized data', task, arch)
       banks[name] = run.banks.train(arch, labels[task], num_classes, tuple(cfg.retrained_seeds),
-                                   anon_train, run.data.train.lengths, task=task, role='retrained',
+                                   anon_train, lengths, task=task, role='retrained',
                                    name=name)
   return banks
 
@@ -104,8 +105,9 @@ def _scorer(run):
 
 
 def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None, *,
-                    retarget_target: np.ndarray | None = None):
-  """All report rows, agreement, chance and RMSEs for given anonymized test (and train) data.
+                    retarget_target: np.ndarray | None = None, anon_lengths: dict | None = None):
+  """All report rows, agreement, chance and RMSEs for given anonymized test (and train) data
+  (anon_lengths: {'train', 'test'} lengths of the anonymized splits, default the inputs').
 
   The arrays may be memory maps or `data.rows.Rows`; for a bounded run (pipeline/anonymized.py)
   the noisy copies go to a scratch memory map and the retargeted test split is computed a batch
@@ -117,6 +119,7 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None, *
   test, labels = run.data.test, _labels(run)['test']
   timing, rows = {}, []
   score = _scorer(run)
+  anon_lengths = anon_lengths or {'train': run.data.train.lengths, 'test': test.lengths}
   pretrained = {n: b for n, b in run.banks.items() if b.role != 'retrained'}
   held_out = report_lib.HELD_OUT_ROLES
 
@@ -127,17 +130,17 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None, *
                                       labels, data='original')
   rows += found
   agreement = scoring.agreement_by_task(on_original, logits)
-  found, _ = score(pretrained, run.banks.predict_logits, anon_test, test.lengths, labels,
-                                 data='anonymized')
+  found, _ = score(pretrained, run.banks.predict_logits, anon_test, anon_lengths['test'],
+                   labels, data='anonymized')
   rows += found
   timing['evaluate_pretrained'] = time.time() - start
 
   attackers = {}
   if anon_train is not None and any(cfg.retrained[t] for t in TASKS):
     start = time.time()
-    attackers = _retrained_attackers(run, anon_train)
-    found, _ = score(attackers, run.banks.predict_logits, anon_test, test.lengths,
-                                   labels, data='anonymized')
+    attackers = _retrained_attackers(run, anon_train, anon_lengths['train'])
+    found, _ = score(attackers, run.banks.predict_logits, anon_test, anon_lengths['test'],
+                     labels, data='anonymized')
     rows += found
     timing['evaluate_retrained'] = time.time() - start
 
@@ -173,7 +176,8 @@ def evaluate_arrays(run, anon_test: np.ndarray, anon_train: np.ndarray | None, *
   return rows, agreement, rmse, timing, attackers
 
 
-def _pictures(run, report: dict, anon_test: np.ndarray, out_dir: str) -> None:
+def _pictures(run, report: dict, anon_test: np.ndarray, out_dir: str,
+              lengths: np.ndarray) -> None:
   """out_dir/plots/: trade-off, training curves, and skeleton strips and GIFs of chosen test
   samples (out_dir: a local folder, the workdir or its staging folder)."""
   plot_dir = os.path.join(out_dir, 'plots')
@@ -193,7 +197,7 @@ def _pictures(run, report: dict, anon_test: np.ndarray, out_dir: str) -> None:
   captions = [f'test sample {i}: action {test.action[i]}, {run.data.privacy_target} '
               f'{run.data.privacy_test[i]}' + (f' ({test.names[i]})' if test.names is not None else '')
               for i in chosen]
-  render.render_samples(test.x, anon_test, test.lengths, run.data.layout,
+  render.render_samples(test.x, anon_test, lengths, run.data.layout,
                         os.path.join(plot_dir, 'skeletons'), chosen, captions=captions,
                         gif=bool(run.config.evaluate.get('gif', True)))
 
@@ -207,17 +211,21 @@ def run_evaluate(run) -> dict:
   # Every split anonymized once (export reuses them); the suite and the retrained attackers
   # learn on the anonymized training data.
   splits = anonymized.anonymized_splits(run)
-  anon_test, anon_train = splits['test'], splits['train']
+  anon_test, anon_train, anon_lengths = splits['test'], splits['train'], splits['lengths']
+  # Side by side with the input (fidelity, pictures): the frames both play.
+  common = np.minimum(data.test.lengths, anon_lengths['test'])
   timing_anonymize = time.time() - begin
   retarget = run.config.evaluate.get('retarget', True)
   target = (transforms.median_bone_lengths(data.train.x, data.train.lengths, data.layout)
             if retarget else None)
   rows, agreement, rmse, timing, attackers = evaluate_arrays(run, anon_test, anon_train,
-                                                             retarget_target=target)
+                                                             retarget_target=target,
+                                                             anon_lengths=anon_lengths)
   timing['evaluate_anonymize'] = timing_anonymize
 
   start = time.time()
-  versions = {'original': (data.train.x, data.test.x), 'anonymized': (anon_train, anon_test)}
+  versions = {'original': (data.train.x, data.test.x),
+              'anonymized': (anon_train, anon_test, anon_lengths['train'], anon_lengths['test'])}
   if retarget:
     lazy = anonymized.is_bounded(run)
     versions['retarget'] = tuple(anonymized.retarget_view(d.x, d.lengths, data.layout, target,
@@ -226,7 +234,7 @@ def run_evaluate(run) -> dict:
   suite_result = attack_evaluation.run_attack_suite(run, versions)
   timing['evaluate_attack_suite'] = time.time() - start
   start = time.time()
-  utility = attack_evaluation.utility(run, anon_train, anon_test)
+  utility = attack_evaluation.utility(run, anon_train, anon_test, anon_lengths)
   action_attackers = {n: b for n, b in attackers.items() if b.task == 'action'}
   if action_attackers and 'skipped' not in utility:
     # The retrained GCN action attackers, scored on real skeletons.
@@ -246,11 +254,12 @@ def run_evaluate(run) -> dict:
       chance={t: majority_chance(labels[t]) for t in TASKS}, evaluations=rows,
       recon_rmse=rmse, timing=timing, agreement=agreement, run=_run_facts(run),
       attacks=suite_result, utility=utility,
-      fidelity=attack_evaluation.fidelity(run, anon_test))
+      fidelity=attack_evaluation.fidelity(run, anon_test, common),
+      guarantee=None if run.anonymizer is None else run.anonymizer.guarantee)
   if _is_writer():
     with pathio.local_dir(run.workdir) as out_dir:
       report_lib.write_report(report, out_dir)
-      _pictures(run, report, anon_test, out_dir)
+      _pictures(run, report, anon_test, out_dir, common)
     summary = report_lib.summarize(report)
     logging.info('evaluate: held-out action %s -> %s, %s %s -> %s (retrained attacker %s)',
                  summary['original']['action'], summary['anonymized']['action'],
@@ -263,6 +272,14 @@ def _config_dict(config) -> dict:
   return json.loads(config.to_json_best_effort())
 
 
+def _with_output(ds, x, lengths):
+  """ds with anonymized x and the outputs' lengths (the input's unless durations changed)."""
+  out = ds.with_x(x)
+  if not np.array_equal(lengths, ds.lengths):
+    out = dataclasses.replace(out, lengths=np.asarray(lengths, np.int32))
+  return out
+
+
 def _further_draws(run, count: int) -> list[tuple]:
   """(train, test, unlabelled) anonymized by draws 1..count-1 of a prior (export.draws)."""
   if count < 1:
@@ -271,8 +288,8 @@ def _further_draws(run, count: int) -> list[tuple]:
   batch = int(run.config.evaluate.batch_size)
   for k in range(1, count):
     anonymizer = run.anonymizer.redrawn(k)
-    parts = [None if ds is None else ds.with_x(anonymizer.apply(ds.x, ds.lengths, mesh=run.mesh,
-                                                                batch_size=batch))
+    parts = [None if ds is None else _with_output(ds, *anonymizer.apply_with_lengths(
+                 ds.x, ds.lengths, mesh=run.mesh, batch_size=batch))
              for ds in (run.data.train, run.data.test, run.data.unlabelled)]
     out.append(tuple(parts))
     logging.info('export: draw %d of %d', k + 1, count)
@@ -292,11 +309,11 @@ def run_export(run) -> dict:
     raise RuntimeError('export needs the trained anonymizer (the anonymize stage has not run)')
   # The splits the evaluate stage anonymized (or, resumed, its scratch copy): not recomputed.
   splits = anonymized.anonymized_splits(run)
-  train = run.data.train.with_x(splits['train'])
-  test = run.data.test.with_x(splits['test'])
+  train = _with_output(run.data.train, splits['train'], splits['lengths']['train'])
+  test = _with_output(run.data.test, splits['test'], splits['lengths']['test'])
   unlabelled = run.data.unlabelled
   if unlabelled is not None:
-    unlabelled = unlabelled.with_x(splits['unlabelled'])
+    unlabelled = _with_output(unlabelled, splits['unlabelled'], splits['lengths']['unlabelled'])
   draws = _further_draws(run, int(run.config.export.get('draws', 1)))
   if not _is_writer():
     return {}

@@ -11,9 +11,10 @@ from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import build_anonymizer
 from skeleton_anon.pipeline import anonymized, evaluation
 from skeleton_anon.models.flow_prior import FLOW_PRIOR
-from skeleton_anon.pipeline.anonymizer import STYLE_PRIOR, Anonymizer, save_anonymizer
+from skeleton_anon.pipeline.anonymizer import (STYLE_PRIOR, Anonymizer, load_anonymizer,
+                                               save_anonymizer)
 from skeleton_anon.pipeline.context import raise_if_stopped
-from skeleton_anon.train import anonymization
+from skeleton_anon.train import anonymization, private_prior
 from skeleton_anon.train.flow_prior import fit_flow_prior
 from skeleton_anon.train.style_prior import KNOBS as STYLE_PRIOR_KNOBS, fit_style_prior
 from skeleton_anon.train.pretrain import Bank
@@ -124,6 +125,9 @@ def fit_style_prior_stage(run) -> None:
   split, no classifier involved (the pretrained banks only judge it)."""
   cfg, data = run.config, run.data
   knobs = cfg.anonymizer.knobs.to_dict()
+  if float(cfg.anonymizer.get('epsilon', 0.0)) != 0.0:
+    fit_private_prior_stage(run, knobs)
+    return
   unknown = sorted(set(knobs) - set(STYLE_PRIOR_KNOBS))
   if unknown:
     raise ConfigError(f'anonymizer style_prior: unknown knobs {unknown}; known: '
@@ -140,6 +144,31 @@ def fit_style_prior_stage(run) -> None:
   logging.info('anonymize: style prior fitted (%d actions, %d components, %d frames)',
                len(prior.actions), prior.basis.shape[-1], prior.frames)
   run.anonymizer = Anonymizer(STYLE_PRIOR, None, {}, 0, layout=data.layout, prior=prior)
+  _save_and_mark(run)
+
+
+def fit_private_prior_stage(run, knobs: dict) -> None:
+  """The style prior fitted with person-level differential privacy (train/private_prior.py).
+  A finished fit is reloaded, never refitted: its noise is secret, and a refit would spend the
+  budget again."""
+  cfg, data = run.config, run.data
+  unknown = sorted(set(knobs) - set(private_prior.KNOBS))
+  if unknown:
+    raise ConfigError(f'anonymizer style_prior with epsilon: unknown knobs {unknown}; the private '
+                      f'fit takes {", ".join(private_prior.KNOBS)} (configs/recommended_private.py)')
+  if run.io.markers.done('anonymize'):
+    logging.info('anonymize: private fit finished earlier, reloaded (not refitted)')
+    run.anonymizer, _ = load_anonymizer(run.workdir, run.mesh)
+    return
+  prior, guarantee = private_prior.fit_private_style_prior(
+      data.train.x, data.train.lengths, data.train.action, data.train.subject, data.layout,
+      epsilon=float(cfg.anonymizer.epsilon), delta=float(cfg.anonymizer.delta),
+      seed=int(cfg.anonymizer.seed), **{**private_prior.DEFAULT_KNOBS, **knobs})
+  logging.info('anonymize: private style prior fitted, epsilon %s at delta %g (noise multiplier '
+               '%.3g, a person as the unit)', guarantee['spent_epsilon'], guarantee['delta'],
+               guarantee['noise_multiplier'])
+  run.anonymizer = Anonymizer(STYLE_PRIOR, None, {}, 0, layout=data.layout, prior=prior,
+                              guarantee=guarantee)
   _save_and_mark(run)
 
 

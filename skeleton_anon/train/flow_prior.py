@@ -72,7 +72,8 @@ def fit_flow_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray, subje
   # shrink=1: one subspace for all actions; the flow models the rest.
   prior = fit_style_prior(x, lengths, action, subject, layout,
                           components=int(knobs['components']), frames=int(knobs['frames']),
-                          seed=seed, shrink=1.0, vary_body=float(knobs['vary_body']))
+                          seed=seed, shrink=1.0, vary_body=float(knobs['vary_body']),
+                          output_duration=str(knobs['output_duration']))
   z, rows, lengths = training_coordinates(prior, x, lengths, action, layout)
   scale = np.maximum(z.std(axis=0), SCALE_FLOOR).astype(np.float32)
   log_len = np.log(np.maximum(lengths, 1).astype(np.float32))

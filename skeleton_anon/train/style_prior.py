@@ -13,7 +13,8 @@ from skeleton_anon.data import features as features_lib, transforms
 from skeleton_anon.data.layouts import Layout
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import linear
-from skeleton_anon.models.style_prior import COVARIANCE_EPS, FEATURES, StylePrior, place
+from skeleton_anon.models.style_prior import (COVARIANCE_EPS, DURATION_MODES, FEATURES,
+                                              StylePrior, place)
 
 # The action classifier: weaker regularisation than the attack suite's default (on MSRC-12 it
 # reaches 0.988 test top-1 rather than 0.975).
@@ -128,13 +129,25 @@ def residual_spread(encoded: np.ndarray, rows: np.ndarray, basis: np.ndarray) ->
 
 
 # The config knobs of fit_style_prior (configs' anonymizer.knobs for arch style_prior).
-KNOBS = ('components', 'frames', 'keep_style', 'shrink', 'vary_body')
+KNOBS = ('components', 'frames', 'keep_style', 'shrink', 'vary_body', 'output_duration')
+
+
+def action_durations(lengths: np.ndarray, rows: np.ndarray, num_actions: int) -> np.ndarray:
+  """float32 [A, 5] of each action's training durations: median, mean and standard deviation
+  of the log duration, shortest, longest (StylePrior.action_durations)."""
+  table = np.zeros((num_actions, 5), np.float32)
+  for r in range(num_actions):
+    mine = np.maximum(np.asarray(lengths)[rows == r], 1).astype(np.float64)
+    logs = np.log(mine)
+    table[r] = (np.median(mine), logs.mean(), logs.std(), mine.min(), mine.max())
+  return table
 
 
 def fit_style_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray,
                     subject: np.ndarray, layout: Layout, *, components: int = 48,
                     frames: int = 0, keep_style: float = 0.0, seed: int = 0,
-                    shrink: float | None = None, vary_body: float = 0.0) -> StylePrior:
+                    shrink: float | None = None, vary_body: float = 0.0,
+                    output_duration: str = 'input') -> StylePrior:
   """A StylePrior fitted on training samples x [N, M, T, V, C] with their action and subject
   labels (subject: who performed, used only to measure which directions are identity).
 
@@ -146,8 +159,15 @@ def fit_style_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray,
   vary_body: > 0 gives every output a body (bone lengths) and a place (root offset) drawn from
   a Gaussian fitted to the training people's spread, scaled by vary_body (1: the population's
   own spread), instead of the medians and the mean placement for everyone, so recognizers
-  trained on the release meet the variety of real bodies (independent of the input's body).
+  trained on the release meet the variety of real bodies (independent of the input's body);
+  output_duration: 'input' (each output plays for its input's duration), 'action' (its
+  predicted action's median training duration) or 'drawn' (a duration drawn per output from the
+  action's training durations): the last two close the duration channel, and the released
+  lengths are then the outputs' own (models/style_prior.output_lengths).
   """
+  if output_duration not in DURATION_MODES:
+    raise ConfigError(f'style_prior: output_duration must be one of {DURATION_MODES}, got '
+                      f'{output_duration!r}')
   if shrink is not None and not 0.0 <= float(shrink) <= 1.0:
     raise ConfigError(f'style_prior: shrink must be in [0, 1] (or None), got {shrink}')
   x = np.asarray(x, np.float32)
@@ -190,4 +210,6 @@ def fit_style_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray,
                     keep_style=float(keep_style), salt=salt, bone_log_chol=bone_chol,
                     placement_chol=place_chol, body_spread=float(vary_body),
                     residual_std=None if shared is None else
-                    residual_spread(encoded, rows, shared[0]))
+                    residual_spread(encoded, rows, shared[0]),
+                    duration_mode=str(output_duration),
+                    action_durations=action_durations(lengths, rows, len(actions)))

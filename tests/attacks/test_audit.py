@@ -57,10 +57,16 @@ def test_audit_end_to_end_with_reference(files):
   fid = saved['fidelity']
   assert 0.005 < fid['rmse'] < 0.015 and fid['mpjpe'] > fid['rmse'] and fid['jitter_ratio'] > 1
   assert fid['num_paired'] == 72 and fid['bone_length_abs'] > 0
+  # Utility: trained on the noisy copy or on the original, tested on the original test split.
+  best = saved['utility']['train_on_anonymized']['best']
+  assert saved['utility']['train_on_anonymized']['test_data'] == 'original'
+  assert best['original'] > 0.5 and abs(best['anonymized'] - best['original']) < 0.2
   for name in ('audit.md', 'plots/attackers.png', 'plots/cmc.png'):
     assert os.path.getsize(os.path.join(out, name)) > 0
   with open(os.path.join(out, 'audit.md')) as f:
-    assert f.read().startswith(f'# Audit of `{files["changed"]}`\n\n- **Strongest attacker')
+    text = f.read()
+  assert text.startswith(f'# Audit of `{files["changed"]}`\n\n- **Strongest attacker')
+  assert 'tested on the original' in text
 
 
 def _cli(*args):

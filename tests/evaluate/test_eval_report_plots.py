@@ -80,6 +80,20 @@ def test_report_json_and_markdown(tmp_path):
   assert sorted(os.listdir(tmp_path)) == ['report.json', 'report.md']
 
 
+def test_report_records_the_differential_privacy_of_the_fit(tmp_path):
+  plain = _report()
+  assert plain['differential_privacy'] == {'private': False}
+  report_lib.write_report(plain, tmp_path)
+  assert 'privacy rests on the measured attackers' in (tmp_path / 'report.md').read_text()
+  guarantee = {'private': True, 'epsilon': 8.0, 'spent_epsilon': 8.0, 'delta': 1e-5,
+               'unit': 'person', 'adjacency': 'add or remove one person',
+               'accountant': 'exact Gaussian mechanism', 'noise_multiplier': 0.6}
+  plain['differential_privacy'] = guarantee
+  report_lib.write_report(plain, tmp_path)
+  assert json.load(open(tmp_path / 'report.json'))['differential_privacy'] == guarantee
+  assert '(8, 1e-05)-DP with one person as the unit' in (tmp_path / 'report.md').read_text()
+
+
 def test_write_json_refuses_existing_without_overwrite(tmp_path):
   path = tmp_path / 'x.json'
   report_lib.write_json({'a': 1}, path)

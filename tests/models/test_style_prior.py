@@ -138,3 +138,37 @@ def test_fits_and_anonymizes_2d_keypoints():
   per_bone = bones[valid][:, children]                                             # [K, 16]
   np.testing.assert_allclose(per_bone.std(axis=0), 0.0, atol=1e-5)
   np.testing.assert_allclose(per_bone.mean(axis=0), prior.bone_lengths[children], rtol=1e-4)
+
+
+@pytest.mark.parametrize('mode', ['action', 'drawn'])
+def test_output_duration_no_longer_follows_the_input(data, mode):
+  """output_duration: outputs play for their action's median or a drawn training duration, the
+  rest of the array is zero, and the input's own duration no longer reaches the output."""
+  ds, x, lengths, train, test = data
+  prior = fit_style_prior(x[train], lengths[train], ds.action[train], ds.subject[train],
+                          ds.get_layout(), components=8, output_duration=mode)
+  layout = ds.get_layout()
+  y, played = style_prior.anonymize_with_lengths(prior, x[test], lengths[test], layout)
+  np.testing.assert_array_equal(transforms.lengths_from_frames(y), played)
+  table = prior.action_durations
+  rows = np.searchsorted(prior.actions, ds.action[test])
+  assert np.all(played >= 1) and np.all(played <= x.shape[2])
+  if mode == 'action':
+    # every output of a (correctly predicted) action has that action's median duration
+    medians = np.rint(table[rows, 0])
+    assert np.mean(played == medians) > 0.8
+  else:           # within the training range, and not one duration for everyone
+    assert np.all((played >= table[:, 3].min()) & (played <= table[:, 4].max()))
+    assert len(np.unique(played)) > 1
+  # the same input at another duration: the output's duration does not change with it
+  shorter = np.maximum(lengths[test] - 3, 2)
+  cut = np.where(np.arange(x.shape[2])[None, None, :, None, None] < shorter[:, None, None, None,
+                                                                          None], x[test], 0)
+  seeds = [[1, i] for i in range(len(cut))]
+  a = style_prior.anonymize_with_lengths(prior, x[test], lengths[test], layout, seeds=seeds)[1]
+  b = style_prior.anonymize_with_lengths(prior, cut, shorter, layout, seeds=seeds)[1]
+  assert np.mean(a == b) > 0.8       # (where the shorter input is still predicted the same)
+  with pytest.raises(Exception, match='output_duration'):
+    fit_style_prior(x[train], lengths[train], ds.action[train], ds.subject[train], layout,
+                    components=8, output_duration='sometimes')
+

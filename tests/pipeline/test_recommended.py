@@ -29,7 +29,9 @@ def _recommended(data_path, privacy_target, name='recommended'):
   for section in (c.pretrain.action, c.pretrain.privacy):
     section.epochs, section.batch_size, section.milestones = 1, 16, []
     section.min_steps = 6          # still stretched (1 epoch is 3 steps), still validated
-  if c.anonymizer.arch == 'style_prior':
+  if c.anonymizer.arch == 'style_prior' and c.anonymizer.epsilon:
+    c.anonymizer.knobs.frames = 8
+  elif c.anonymizer.arch == 'style_prior':
     c.anonymizer.knobs.components = 4
   elif c.anonymizer.arch == 'flow_prior':
     c.anonymizer.knobs.update(dict(components=4, hidden=16, depth=1, embed=8, sample_steps=2))
@@ -59,7 +61,9 @@ def test_recommended_flow_prior_runs_judged_by_classifiers_it_never_saw(tmp_path
   from skeleton_anon import pipeline
   from skeleton_anon.pipeline.anonymizer import load_anonymizer
   workdir = str(tmp_path / 'run')
-  run = pipeline.run(_recommended(_file(tmp_path, 2), 'subject'), workdir)
+  c = _recommended(_file(tmp_path, 2), 'subject')
+  c.anonymizer.knobs.output_duration = 'drawn'    # and the outputs' own lengths carried through
+  run = pipeline.run(c, workdir)
   report = json.load(open(os.path.join(workdir, 'report.json')))
   assert report['run']['anonymizer'] == 'flow_prior'
   # Trained for at least min_steps with Orbax checkpoints; population bodies on.
@@ -85,6 +89,19 @@ def test_recommended_flow_prior_runs_judged_by_classifiers_it_never_saw(tmp_path
   loaded, info = load_anonymizer(workdir)
   assert info['arch'] == 'flow_prior'
   np.testing.assert_array_equal(loaded.apply(x, run.data.test.lengths, mesh=run.mesh), x_anon)
+  # Drawn durations: the export and the anonymize command carry the outputs' own lengths.
+  from skeleton_anon import anonymize
+  from skeleton_anon.data.dataset import load_npz
+  from skeleton_anon.data.transforms import lengths_from_frames
+  exported = load_npz(os.path.join(workdir, 'export', 'anonymized.npz'))
+  np.testing.assert_array_equal(exported.lengths, lengths_from_frames(exported.x))
+  source = load_npz(c.data.path)
+  assert not np.array_equal(exported.lengths, source.lengths)
+  out = tmp_path / 'again.npz'
+  anonymize.anonymize_file(workdir, c.data.path, str(out))
+  again = load_npz(out)
+  np.testing.assert_array_equal(again.lengths, exported.lengths)
+  np.testing.assert_array_equal(again.x, exported.x)
 
 
 @pytest.mark.slow
@@ -150,6 +167,36 @@ def test_recommended_style_prior_fits_saves_and_exports(tmp_path, monkeypatch):
   from skeleton_anon.pipeline.anonymizer import Anonymizer
   with pytest.raises(ConfigError, match='export.draws'):
     Anonymizer('temporal', None, {}).redrawn(1)
+
+
+def test_recommended_private_records_its_budget_and_never_refits(tmp_path, monkeypatch, capsys):
+  """configs/recommended_private.py: the person-level DP fit is recorded in anonymizer.json,
+  printed by `anonymize`, reloaded (not refitted: its noise is secret) when the run resumes,
+  and refused for an anonymizer that has no private fit."""
+  from skeleton_anon import anonymize, pipeline
+  from skeleton_anon.errors import ConfigError
+  from skeleton_anon.pipeline import stages
+  # The fit alone (it needs no classifier); evaluation and export are the style prior's.
+  monkeypatch.setattr(pipeline, 'STAGES', [s for s in stages.STAGES if s[0] == 'anonymize'])
+  workdir = str(tmp_path / 'run')
+  c = _recommended(_file(tmp_path, 2), 'subject', 'recommended_private')
+  c.anonymizer.epsilon = 60.0               # 6 toy people: 8 would be refused as too few
+  run = pipeline.run(c, workdir)
+  info = json.load(open(os.path.join(workdir, 'anonymizer', 'anonymizer.json')))
+  record = info['differential_privacy']
+  assert record['private'] and record['unit'] == 'person' and record['delta'] == 1e-5
+  assert record['spent_epsilon'] == pytest.approx(60.0, rel=1e-6)
+  assert 'DP with one person as the unit' in anonymize.guarantee_text(workdir)
+  first = run.anonymizer.prior.mean
+  again = pipeline.run(c, workdir)
+  np.testing.assert_array_equal(again.anonymizer.prior.mean, first)
+  assert again.anonymizer.guarantee == record
+  c.anonymizer.arch = 'flow_prior'
+  with pytest.raises(ConfigError, match='only arch style_prior has a private fit'):
+    pipeline.run(c, str(tmp_path / 'flow'))
+  c.anonymizer.arch, c.anonymizer.delta = 'style_prior', 0.0
+  with pytest.raises(ConfigError, match='delta'):
+    pipeline.run(c, str(tmp_path / 'bad_delta'))
 
 
 @pytest.mark.slow

@@ -118,7 +118,8 @@ def test_style_prior_anonymizer_saves_and_loads_in_the_bucket(gs_workdir):
                                                  save_anonymizer)
   from skeleton_anon.pipeline.workdir import StageMarkers
   rng = np.random.default_rng(0)
-  scalars = {'frames': 8, 'salt': 3, 'keep_style': 0.5, 'body_spread': 0.5}
+  scalars = {'frames': 8, 'salt': 3, 'keep_style': 0.5, 'body_spread': 0.5, 'align': True,
+             'duration_mode': 'drawn'}
   prior = StylePrior.from_arrays({f.name: scalars.get(f.name, rng.normal(size=(2, 3)))
                                   for f in dataclasses.fields(StylePrior)})
   layout = get_layout('ntu25')
