@@ -24,7 +24,7 @@ import recommended  # noqa: E402  pylint: disable=g-import-not-at-top
 def get_config(arg: str = ''):
   c = recommended.get_config(arg)
   c.anonymizer.arch = 'style_prior'
-  c.anonymizer.knobs = ml_collections.ConfigDict(dict(frames=32, frequencies=3, clip=1.0,
+  c.anonymizer.knobs = ml_collections.ConfigDict(dict(frames=32, frequencies=3, clip=0.5,
                                                       vary_body=1.0))
   c.anonymizer.retarget_first = False
   c.anonymizer.epsilon = 8.0

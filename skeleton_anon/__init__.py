@@ -55,6 +55,10 @@ API = {
     'StylePrior': ('skeleton_anon.models.style_prior', 'StylePrior'),
     'fit_style_prior': ('skeleton_anon.train.style_prior', 'fit_style_prior'),
     'style_prior_anonymize': ('skeleton_anon.models.style_prior', 'anonymize'),
+    'fit_private_style_prior': ('skeleton_anon.train.private_prior', 'fit_private_style_prior'),
+    'dp_noise_multiplier': ('skeleton_anon.train.dp', 'noise_multiplier'),
+    'dp_epsilon': ('skeleton_anon.train.dp', 'gaussian_epsilon'),
+    'train_on_anonymized': ('skeleton_anon.attacks.suite', 'train_on_anonymized'),
     'load_anonymizer': ('skeleton_anon.pipeline.anonymizer', 'load_anonymizer'),
     # the attack suite on arrays
     'AttackData': ('skeleton_anon.attacks.data', 'AttackData'),

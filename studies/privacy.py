@@ -31,10 +31,14 @@ sys.path.insert(0, os.path.join(ROOT, 'studies'))
 from cases import CASES, case_path  # noqa: E402  (studies/cases.py: the real sets)
 
 # method -> (config file, overrides). 'recommended' is configs/recommended.py as it ships (the
-# flow prior with population bodies; 'flow_c256_long' is the same run under its study name);
+# flow prior with population bodies and drawn durations, as is 'drawn_duration'; the flow_*
+# rows are the flow prior with the input's duration, as measured before durations were drawn,
+# and 'flow_c256_long' is recommended.py until then);
 # 'style' is the closed-form style prior (recommended until 2026-12-07); 'learned' is
 # configs/recommended_learned.py (the best trained network).
-OLD_FLOW = ['--config.anonymizer.knobs.components=96', '--config.anonymize.min_steps=3000']
+INPUT_DURATION = '--config.anonymizer.knobs.output_duration=input'
+OLD_FLOW = ['--config.anonymizer.knobs.components=96', '--config.anonymize.min_steps=3000',
+            INPUT_DURATION]
 METHODS = {
     'recommended': ('recommended.py', []),
     # The flow prior as first shipped (96 shared directions, 3,000 steps), with and without
@@ -42,10 +46,12 @@ METHODS = {
     # recommended.py today), and that with texture.
     'flow_body': ('recommended.py', OLD_FLOW),
     'flow': ('recommended.py', [*OLD_FLOW, '--config.anonymizer.knobs.vary_body=0.0']),
-    'flow_c256': ('recommended.py', ['--config.anonymize.min_steps=3000']),
-    'flow_c256_long': ('recommended.py', []),
-    'flow_c256_long_texture': ('recommended.py', ['--config.anonymizer.knobs.texture=1.0']),
-    'flow_texture_0.4': ('recommended.py', ['--config.anonymizer.knobs.texture=0.4']),
+    'flow_c256': ('recommended.py', ['--config.anonymize.min_steps=3000', INPUT_DURATION]),
+    'flow_c256_long': ('recommended.py', [INPUT_DURATION]),
+    'flow_c256_long_texture': ('recommended.py', ['--config.anonymizer.knobs.texture=1.0',
+                                                  INPUT_DURATION]),
+    'flow_texture_0.4': ('recommended.py', ['--config.anonymizer.knobs.texture=0.4',
+                                            INPUT_DURATION]),
     # The duration channel closed (issue 21 item 4): outputs play for a duration drawn from the
     # predicted action's training durations, or for its median.
     'drawn_duration': ('recommended.py', ['--config.anonymizer.knobs.output_duration=drawn']),

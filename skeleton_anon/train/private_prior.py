@@ -50,7 +50,7 @@ from skeleton_anon.models.style_prior import StylePrior, place
 from skeleton_anon.train import dp
 
 KNOBS = ('frames', 'frequencies', 'clip', 'vary_body')
-DEFAULT_KNOBS = dict(frames=32, frequencies=3, clip=1.0, vary_body=1.0)
+DEFAULT_KNOBS = dict(frames=32, frequencies=3, clip=0.5, vary_body=1.0)
 WEIGHTS = dict(size=0.1, people=0.05, bones=0.15, place=0.1, posture=0.2, deviation=0.3,
                spread=0.1)
 SIZE_OCTAVES = (-12, 24)         # 2.4e-4 to 1.7e7 units: metres, millimetres, pixels

@@ -48,7 +48,10 @@ def test_config_builds_its_networks(path):
     # feature attackers (recommended.py, where a held-out GCN would double the run on CPU).
     assert (c.evaluate.holdout_archs[task] or c.evaluate.get('attacks', '')) and \
         c.evaluate.retrained[task]
-  if c.anonymizer.arch == 'style_prior':          # fitted, not built: knobs of its fitter
+  if c.anonymizer.arch == 'style_prior' and c.anonymizer.get('epsilon', 0.0):
+    from skeleton_anon.train import private_prior   # the private fit has knobs of its own
+    assert set(c.anonymizer.knobs) <= set(private_prior.KNOBS)
+  elif c.anonymizer.arch == 'style_prior':        # fitted, not built: knobs of its fitter
     assert set(c.anonymizer.knobs) <= set(style_prior_fit.KNOBS)
   elif c.anonymizer.arch == 'flow_prior':         # trained by its own fitter, not the registry
     assert set(c.anonymizer.knobs) <= set(flow_lib.KNOBS)
