@@ -95,9 +95,8 @@ def anonymize_file(workdir: str, input_path: str, output_path: str, *, overwrite
     raise DataError(None, f'--batch_size must be positive, got {batch_size}')
   mesh = parallel.make_mesh()
   anonymizer, info = load_anonymizer(workdir, mesh)
-  # Outputs that play for other durations (a prior's output_duration) bring their lengths.
-  apply = functools.partial(anonymizer.apply_with_lengths if anonymizer.changes_duration
-                            else anonymizer.apply, mesh=mesh, batch_size=batch_size)
+  # (outputs, their lengths): the inputs' unless a prior's output_duration draws them.
+  apply = functools.partial(anonymizer.apply_with_lengths, mesh=mesh, batch_size=batch_size)
   if fmt == 'pyskl':
     return anonymize_pyskl(input_path, output_path, apply, info, overwrite=overwrite,
                            check=compatibility_check(info, input_path), progress=progress)
@@ -108,8 +107,9 @@ def anonymize_file(workdir: str, input_path: str, output_path: str, *, overwrite
 
 def anonymize_pyskl(input_path: str, output_path: str, apply, info: dict, *,
                     overwrite: bool = False, check=None, progress=None) -> int:
-  """A pyskl pickle through `apply(x, lengths)`: read with the anonymizer's persons and frames,
-  normalised by its recorded method ('auto' when unknown), written back as pyskl."""
+  """A pyskl pickle through `apply(x, lengths) -> (x', lengths')`: read with the anonymizer's
+  persons and frames, normalised by its recorded method ('auto' when unknown), written back as
+  pyskl."""
   from skeleton_anon.data import collect, pyskl, setup
   from skeleton_anon.errors import OutputExistsError
   if os.path.abspath(input_path) == os.path.abspath(output_path):
@@ -124,8 +124,7 @@ def anonymize_pyskl(input_path: str, output_path: str, apply, info: dict, *,
     collect.release(ds)
   if check is not None:
     check(ds.x, ds.layout, normalize=ds.meta['normalize'])
-  out = apply(ds.x, ds.lengths)
-  out, played = out if isinstance(out, tuple) else (out, ds.lengths)
+  out, played = apply(ds.x, ds.lengths)
   anonymized = dataclasses.replace(ds.with_x(np.asarray(out, np.float32)),
                                    lengths=np.asarray(played, np.int32))
   params = ds.meta.get('denormalize') or {}

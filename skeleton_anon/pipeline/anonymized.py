@@ -113,11 +113,9 @@ def _sidecar(run, shape) -> dict:
           'processes': jax.process_count()}
 
 
-def _output_lengths(run, x_anon, part) -> np.ndarray:
-  """The lengths of one anonymized split: the input's, or, when the anonymizer changes
-  durations, read off the outputs (frames past an output's end are zero), a chunk at a time."""
-  if not run.anonymizer.changes_duration:
-    return np.asarray(part.lengths)
+def _lengths_of_outputs(x_anon) -> np.ndarray:
+  """Lengths read off anonymized outputs (frames past an output's end are zero), a chunk at a
+  time: for a scratch copy reused from an earlier process, whose lengths were not kept."""
   return np.concatenate([transforms.lengths_from_frames(np.asarray(x_anon[lo:lo + 256]))
                          for lo in range(0, len(x_anon), 256)] or [np.zeros(0, np.int32)])
 
@@ -134,9 +132,15 @@ def anonymized_splits(run) -> dict:
   parts = _parts(run)
   sources = [part.meta.get('source_index') for _, part in parts]
   batch_size = int(run.config.evaluate.batch_size)
+  # The outputs' lengths: the inputs' unless the anonymizer changes durations (then those its
+  # chunks report while anonymizing).
+  lengths = {name: np.asarray(part.lengths).copy() for name, part in parts}
   if any(s is None for s in sources):
     # Splits that do not say where they came from (made by hand): anonymized one by one.
-    out = {name: run.anonymize(part.x, part.lengths) for name, part in parts}
+    out = {}
+    for name, part in parts:
+      out[name], lengths[name] = run.anonymizer.apply_with_lengths(
+          part.x, part.lengths, mesh=run.mesh, batch_size=batch_size)
   else:
     total = sum(len(s) for s in sources)
     shape = (total,) + tuple(parts[0][1].x.shape[1:])
@@ -148,16 +152,20 @@ def anonymized_splits(run) -> dict:
       everything = scratch_array(run, ANONYMIZED, shape)
       for (name, part), source in zip(parts, sources):
         logging.info('anonymizing the %s split (%d samples)', name, part.num_samples)
-        for lo, chunk in run.anonymizer.apply_chunks(part.x, part.lengths, mesh=run.mesh,
-                                                     batch_size=batch_size):
+        for lo, chunk, played in run.anonymizer.apply_chunks(
+            part.x, part.lengths, mesh=run.mesh, batch_size=batch_size, with_lengths=True):
           everything[np.asarray(source[lo:lo + len(chunk)])] = chunk
+          lengths[name][lo:lo + len(chunk)] = played
       if isinstance(everything, np.memmap):
         everything.flush()
         path = _scratch_path(run, ANONYMIZED)
         pathio.write_json(path + '.json', _sidecar(run, shape))
         everything = np.load(path, mmap_mode='r')
+    elif run.anonymizer.changes_duration:
+      lengths = {name: _lengths_of_outputs(Rows(everything, source))
+                 for (name, _), source in zip(parts, sources)}
     out = {name: Rows(everything, source) for (name, _), source in zip(parts, sources)}
-  out['lengths'] = {name: _output_lengths(run, out[name], part) for name, part in parts}
+  out['lengths'] = lengths
   out.setdefault('unlabelled', None)
   run.anonymized = (run.anonymizer, out)
   return out

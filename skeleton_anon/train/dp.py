@@ -46,20 +46,25 @@ def gaussian_delta(mu: float, epsilon: float) -> float:
   return max(0.0, _phi(-epsilon / mu + mu / 2) - math.exp(epsilon) * _phi(-epsilon / mu - mu / 2))
 
 
+def _smallest(ok, lo: float, hi: float, limit: float = 1e6) -> float:
+  """The smallest v in [lo, inf) with ok(v), for ok false below some point and true above it
+  (the Gaussian curve is monotone in both epsilon and the multiplier): doubling, then 100
+  bisection steps; inf when even `limit` is not ok."""
+  while not ok(hi):
+    hi *= 2
+    if hi > limit:
+      return math.inf
+  for _ in range(100):
+    mid = 0.5 * (lo + hi)
+    lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+  return hi
+
+
 def gaussian_epsilon(noise_multiplier: float, delta: float) -> float:
   """The epsilon spent at `delta` by one Gaussian mechanism of this multiplier (inf for 0)."""
   if noise_multiplier <= 0:
     return math.inf
-  mu = 1.0 / noise_multiplier
-  lo, hi = 0.0, 1.0
-  while gaussian_delta(mu, hi) > delta:
-    hi *= 2
-    if hi > 1e6:
-      return math.inf
-  for _ in range(100):
-    mid = 0.5 * (lo + hi)
-    lo, hi = (mid, hi) if gaussian_delta(mu, mid) > delta else (lo, mid)
-  return hi
+  return _smallest(lambda eps: gaussian_delta(1.0 / noise_multiplier, eps) <= delta, 0.0, 1.0)
 
 
 def rdp_epsilon(noise_multiplier: float, delta: float, orders=RDP_ORDERS) -> float:
@@ -86,13 +91,7 @@ def noise_multiplier(epsilon: float, delta: float) -> float:
   check_budget(epsilon, delta)
   if math.isinf(epsilon):
     return 0.0
-  lo, hi = 1e-3, 1.0
-  while gaussian_delta(1.0 / hi, epsilon) > delta:
-    hi *= 2
-  for _ in range(100):
-    mid = 0.5 * (lo + hi)
-    lo, hi = (lo, mid) if gaussian_delta(1.0 / mid, epsilon) <= delta else (mid, hi)
-  return hi
+  return _smallest(lambda z: gaussian_delta(1.0 / z, epsilon) <= delta, 1e-3, 1.0)
 
 
 def secret_rng(seed: int | None = None) -> np.random.Generator:
