@@ -292,7 +292,7 @@ def _strongest_lines(report: dict) -> list[str]:
     lines += ['', f'Within-action diversity kept: {_num(div, 3)} (1 = all, 0 = one prototype '
               'per action). Action top-1 on original test data of the best suite attacker '
               f"trained on original / anonymized data: {_pct(tto.get('original'))} / "
-              f"{_pct(tto.get('anonymized'))}."]
+              f"{_pct(tto.get('anonymized'))}." + _retrained_on_original(utility)]
   fid = report.get('fidelity')
   if fid:
     lines += ['', f"Fidelity: RMSE {_num(fid.get('rmse'))}, MPJPE {_num(fid.get('mpjpe'))}, "
@@ -329,6 +329,15 @@ def _learning_lines(report: dict) -> list[str]:
                  'not this table, for that task.')
   lines += ['', f"Rule: {learning.get('rule', LEARNING_RULE)}"]
   return lines
+
+
+def _retrained_on_original(utility: dict) -> str:
+  """' The networks retrained on anonymized data, tested on the original: ...' (or '')."""
+  banks = (utility.get('train_on_anonymized') or {}).get('retrained_banks') or []
+  if not banks:
+    return ''
+  return (' The networks retrained on anonymized data, tested on the original test data: ' +
+          ', '.join(f"{b['model']} seed {b['seed']} {_pct(b['top1'])}" for b in banks) + '.')
 
 
 def guarantee_line(guarantee: dict | None) -> str:

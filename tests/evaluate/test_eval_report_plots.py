@@ -92,6 +92,15 @@ def test_report_records_the_differential_privacy_of_the_fit(tmp_path):
   report_lib.write_report(plain, tmp_path)
   assert json.load(open(tmp_path / 'report.json'))['differential_privacy'] == guarantee
   assert '(8, 1e-05)-DP with one person as the unit' in (tmp_path / 'report.md').read_text()
+  # Train on anonymized, test on original: the retrained networks beside the suite's number.
+  plain['strongest'] = {'anonymized': {'privacy': {'attacker': 'body_nn', 'metric': 'top1',
+                                                   'value': 0.6}}}
+  plain['utility'] = {'train_on_anonymized': {'best': {'original': 0.9, 'anonymized': 0.8},
+                                              'retrained_banks': [{'model': 'sgn', 'seed': 300,
+                                                                   'top1': 0.75}]}}
+  report_lib.write_report(plain, tmp_path)
+  text = (tmp_path / 'report.md').read_text()
+  assert 'tested on the original test data: sgn seed 300 75.0' in text
 
 
 def test_write_json_refuses_existing_without_overwrite(tmp_path):
