@@ -40,6 +40,7 @@ import numpy as np
 
 from skeleton_anon.data import features as features_lib, transforms
 from skeleton_anon.data.layouts import Layout
+from skeleton_anon.errors import ConfigError
 
 FEATURES = 'body+motion'
 # Whitening floor: directions of (numerically) zero variance are not divided by zero.
@@ -194,6 +195,13 @@ def body_draws(prior: StylePrior, seeds: list[list[int]]) -> tuple[np.ndarray, n
 
 
 DURATION_MODES = ('input', 'action', 'drawn')
+
+
+def check_duration_mode(mode) -> None:
+  """ConfigError for an output_duration that is not one of DURATION_MODES."""
+  if mode not in DURATION_MODES:
+    raise ConfigError(f'style_prior: output_duration must be one of {DURATION_MODES}, got '
+                      f'{mode!r}')
 
 
 def output_lengths(prior: StylePrior, rows: np.ndarray, lengths: np.ndarray,

@@ -17,6 +17,7 @@ from skeleton_anon.data import rows as rows_lib, splits
 from skeleton_anon.data.setup import PreparedData, input_files, prepare_data
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import build_classifier
+from skeleton_anon.models.style_prior import check_duration_mode
 from skeleton_anon.pipeline import fingerprints
 from skeleton_anon.pipeline.anonymizer import Anonymizer
 from skeleton_anon.pipeline.workdir import (StageMarkers, check_config, config_dict,
@@ -281,6 +282,8 @@ def make_run(config, workdir: str, mesh: Mesh | None = None) -> Run:
   check_config(workdir, config)
   private_prior.check_request(config.anonymizer.arch, config.anonymizer.get('epsilon', 0.0),
                               config.anonymizer.get('delta', 1e-5))
+  if 'output_duration' in config.anonymizer.knobs:     # a prior's: refused before any work
+    check_duration_mode(config.anonymizer.knobs.output_duration)
   data = prepare_data(config.data)
   logging.info('data %s: %d train, %d test samples, %d actions, %d %s classes', data.source,
                data.train.num_samples, data.test.num_samples, data.num_actions,

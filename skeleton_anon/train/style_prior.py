@@ -13,8 +13,8 @@ from skeleton_anon.data import features as features_lib, transforms
 from skeleton_anon.data.layouts import Layout
 from skeleton_anon.errors import ConfigError
 from skeleton_anon.models import linear
-from skeleton_anon.models.style_prior import (COVARIANCE_EPS, DURATION_MODES, FEATURES,
-                                              StylePrior, place)
+from skeleton_anon.models.style_prior import (COVARIANCE_EPS, FEATURES, StylePrior,
+                                              check_duration_mode, place)
 
 # The action classifier: weaker regularisation than the attack suite's default (on MSRC-12 it
 # reaches 0.988 test top-1 rather than 0.975).
@@ -165,9 +165,7 @@ def fit_style_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray,
   action's training durations): the last two close the duration channel, and the released
   lengths are then the outputs' own (models/style_prior.output_lengths).
   """
-  if output_duration not in DURATION_MODES:
-    raise ConfigError(f'style_prior: output_duration must be one of {DURATION_MODES}, got '
-                      f'{output_duration!r}')
+  check_duration_mode(output_duration)
   if shrink is not None and not 0.0 <= float(shrink) <= 1.0:
     raise ConfigError(f'style_prior: shrink must be in [0, 1] (or None), got {shrink}')
   x = np.asarray(x, np.float32)

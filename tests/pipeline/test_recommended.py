@@ -197,6 +197,10 @@ def test_recommended_private_records_its_budget_and_never_refits(tmp_path, monke
   c.anonymizer.arch, c.anonymizer.delta = 'style_prior', 0.0
   with pytest.raises(ConfigError, match='delta'):
     pipeline.run(c, str(tmp_path / 'bad_delta'))
+  c.anonymizer.delta, c.anonymizer.knobs.output_duration = 1e-5, 'sometimes'
+  with pytest.raises(ConfigError, match='output_duration'):   # before any work is written
+    pipeline.run(c, str(tmp_path / 'bad_duration'))
+  assert not os.path.exists(os.path.join(tmp_path, 'bad_duration', 'pretrain'))
 
 
 @pytest.mark.slow
