@@ -34,3 +34,14 @@ def case_path(case: str, data_dir: str) -> str | None:
     return msrc12_subset(source, os.path.join(ROOT, 'runs', 'data', SUBSET_NAME))
   path = os.path.realpath(os.path.join(data_dir, file_name))
   return path if os.path.exists(path) else None
+
+
+def present_cases(cases: str, data_dir: str):
+  """(case, file) for each of the comma-separated `cases` whose file is in data_dir; the others
+  are reported as skipped."""
+  for case in cases.split(','):
+    path = case_path(case, os.path.abspath(data_dir))
+    if path is None:
+      print(f'{case}: its file is not in {data_dir}, skipped')
+      continue
+    yield case, path

@@ -31,7 +31,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'studies'))
 sys.path.insert(0, os.path.join(ROOT, 'configs'))
 
-from cases import CASES, case_path  # noqa: E402
+from cases import CASES, present_cases  # noqa: E402
 
 
 def _config(case: str, path: str):
@@ -122,11 +122,7 @@ def main() -> None:
   args = parser.parse_args()
   draws = sorted({int(d) for d in args.draws.split(',')})
   results = {}
-  for case in args.cases.split(','):
-    path = case_path(case, os.path.abspath(args.data_dir))
-    if path is None:
-      print(f'{case}: its file is not in {args.data_dir}, skipped')
-      continue
+  for case, path in present_cases(args.cases, args.data_dir):
     results[case] = study_case(case, path, args.out, draws, list(range(300, 300 + args.seeds)),
                                args.archs.split(','))
   os.makedirs(args.out, exist_ok=True)

@@ -38,7 +38,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'studies'))
 
-from cases import case_path  # noqa: E402
+from cases import present_cases  # noqa: E402
 from draws import _config, _side  # noqa: E402
 
 RUNGS = ('original', 'encoded', 'subspace', 'bodies', 'release')
@@ -137,11 +137,7 @@ def main() -> None:
   if unknown:
     parser.error(f'unknown rungs {unknown}; choose from {RUNGS}')
   results = {}
-  for case in args.cases.split(','):
-    path = case_path(case, os.path.abspath(args.data_dir))
-    if path is None:
-      print(f'{case}: its file is not in {args.data_dir}, skipped')
-      continue
+  for case, path in present_cases(args.cases, args.data_dir):
     results[case] = study_case(case, path, args.out, rungs, list(range(300, 300 + args.seeds)),
                                args.archs.split(','), _knobs(args.knobs))
   os.makedirs(args.out, exist_ok=True)
