@@ -9,6 +9,8 @@ msrc12 is 30 people x 12 gestures with the file's own closed-set split; msrc12_1
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 
 from subsets import SUBSET_NAME, msrc12_subset
@@ -45,3 +47,19 @@ def present_cases(cases: str, data_dir: str):
       print(f'{case}: its file is not in {data_dir}, skipped')
       continue
     yield case, path
+
+
+def parse_knobs(text: str) -> dict:
+  """'components=512,output_duration="drawn"' -> {'components': 512, ...} (Python literals)."""
+  found = {}
+  for item in filter(None, text.split(',')):
+    key, value = item.split('=', 1)
+    found[key.strip()] = ast.literal_eval(value)
+  return found
+
+
+def save_results(out: str, file_name: str, results: dict) -> None:
+  """A study's results as OUT/FILE_NAME (indented JSON)."""
+  os.makedirs(out, exist_ok=True)
+  with open(os.path.join(out, file_name), 'w') as f:
+    json.dump(results, f, indent=1)

@@ -34,13 +34,15 @@ sys.path.insert(0, os.path.join(ROOT, 'configs'))
 from cases import CASES, present_cases  # noqa: E402
 
 
-def _config(case: str, path: str):
+def _config(case: str, path: str, settings: tuple[str, ...] = ()):
+  """configs/recommended.py for `case`, with the case's overrides and then `settings`
+  ('anonymize.min_steps=20000': a key of the config and a value of that key's type)."""
   import recommended  # configs/recommended.py
   _, target, overrides = CASES[case]
   c = recommended.get_config()
   c.data.path, c.data.privacy_target = path, target
-  for item in overrides:                       # '--config.data.split_rule=by_subject'
-    key, value = item[len('--config.'):].split('=', 1)
+  for item in [o[len('--config.'):] for o in overrides] + list(settings):
+    key, value = item.split('=', 1)            # 'data.split_rule=by_subject'
     node = c
     *parents, leaf = key.split('.')
     for p in parents:

@@ -55,6 +55,9 @@ METHODS = {
     # The duration channel closed (issue 21 item 4): outputs play for a duration drawn from the
     # predicted action's training durations, or for its median.
     'drawn_duration': ('recommended.py', ['--config.anonymizer.knobs.output_duration=drawn']),
+    # recommended.py until 2026-12-08: every flow coordinate standardised, 10,000 steps.
+    'flow_whitened_10k': ('recommended.py', ['--config.anonymizer.knobs.whiten=1.0',
+                                             '--config.anonymize.min_steps=10000']),
     'action_duration': ('recommended.py', ['--config.anonymizer.knobs.output_duration=action']),
     'style': ('recommended_style.py', []),
     'keep_style_0.3': ('recommended_style.py', ['--config.anonymizer.knobs.keep_style=0.3']),

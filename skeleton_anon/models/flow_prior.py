@@ -37,7 +37,7 @@ from skeleton_anon.models.style_prior import StylePrior
 
 FLOW_PRIOR = 'flow_prior'
 KNOBS = ('components', 'frames', 'hidden', 'depth', 'embed', 'sample_steps', 'duration',
-         'vary_body', 'texture', 'output_duration')
+         'vary_body', 'texture', 'output_duration', 'whiten')
 # duration=1 also conditions the draw on the input's log duration. Off by default: people have
 # their own speeds, and on the 10-person MSRC-12 subset a duration-conditioned flow let the
 # retrained body attacker reach 0.325 identity (chance 0.10; docs/privacy.md).
@@ -47,8 +47,13 @@ KNOBS = ('components', 'frames', 'hidden', 'depth', 'embed', 'sample_steps', 'du
 # and the larger the training set the more of it falls outside the first `components`.
 # output_duration: the style prior's (models/style_prior.output_lengths); with duration=1 the
 # draw is conditioned on the output's duration.
+# whiten in [0, 1]: the flow works in coordinates z / scale with scale = std ** whiten (times a
+# constant that keeps their overall size): 1 gives every direction unit variance, so the loss
+# weighs a direction of a millimetre's spread like the main swing of the arm; 0 keeps the
+# directions' physical proportions, so the flow spends itself where the motion is (see
+# train/flow_prior.coordinate_scale).
 DEFAULT_KNOBS = dict(components=96, frames=0, hidden=256, depth=3, embed=32, sample_steps=16,
-                     duration=0, vary_body=0.0, texture=0.0, output_duration='input')
+                     duration=0, vary_body=0.0, texture=0.0, output_duration='input', whiten=1.0)
 
 
 def time_features(t: jnp.ndarray, dim: int) -> jnp.ndarray:
@@ -115,7 +120,7 @@ class FlowPrior:
   """A trained flow prior: the style prior it shares a front end with, and the network.
 
   prior: a StylePrior fitted with a shared subspace (prior.basis[a] is the same for every a);
-  scale [K]: standard deviation of each coordinate; variables: {'params'} of `model`;
+  scale [K]: the flow's unit along each coordinate (train/flow_prior.coordinate_scale); variables: {'params'} of `model`;
   sample_steps: midpoint steps per draw; log_duration_mean/std standardise the condition,
   which is all zeros unless condition_duration (the draw then ignores the duration; the decoder
   still plays it at the input's duration); texture: see DEFAULT_KNOBS.

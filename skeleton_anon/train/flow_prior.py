@@ -40,6 +40,15 @@ def flow_step(model, tx, state: state_lib.NetState, batch: dict, rng: jax.Array)
                        step=state.step + 1), {'loss': loss}
 
 
+def coordinate_scale(z: np.ndarray, whiten: float) -> np.ndarray:
+  """float32 [K]: the flow's unit along each of the coordinates z [N, K]: std ** whiten times
+  gmean(std) ** (1 - whiten), so whiten=1 is per-direction standardisation and whiten=0 one
+  scale for all (the geometric mean of the stds) that keeps the directions' proportions."""
+  std = np.maximum(z.std(axis=0).astype(np.float64), SCALE_FLOOR)
+  overall = np.exp(np.mean(np.log(std)))
+  return np.maximum(std ** whiten * overall ** (1.0 - whiten), SCALE_FLOOR).astype(np.float32)
+
+
 def training_coordinates(prior, x: np.ndarray, lengths: np.ndarray, action: np.ndarray,
                          layout: Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """(z [N, K] unscaled coordinates, action rows [N], lengths [N]) of the training samples,
@@ -67,6 +76,9 @@ def fit_flow_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray, subje
     raise ConfigError(f'anonymizer flow_prior: unknown knobs {unknown}; known: '
                       f'{", ".join(flow_lib.KNOBS)}')
   knobs = {**flow_lib.DEFAULT_KNOBS, **knobs}
+  if not 0.0 <= float(knobs['whiten']) <= 1.0:
+    raise ConfigError(f"anonymizer flow_prior: knob whiten must be in [0, 1], got "
+                      f"{knobs['whiten']}")
   x = np.asarray(x, np.float32)
   lengths = np.asarray(lengths, np.int32)
   # shrink=1: one subspace for all actions; the flow models the rest.
@@ -75,7 +87,7 @@ def fit_flow_prior(x: np.ndarray, lengths: np.ndarray, action: np.ndarray, subje
                           seed=seed, shrink=1.0, vary_body=float(knobs['vary_body']),
                           output_duration=str(knobs['output_duration']))
   z, rows, lengths = training_coordinates(prior, x, lengths, action, layout)
-  scale = np.maximum(z.std(axis=0), SCALE_FLOOR).astype(np.float32)
+  scale = coordinate_scale(z, float(knobs['whiten']))
   log_len = np.log(np.maximum(lengths, 1).astype(np.float32))
   mean_len, std_len = float(log_len.mean()), float(max(log_len.std(), 1e-3))
   model = flow_lib.build_velocity_field(prior, knobs)

@@ -181,3 +181,32 @@ def test_texture_adds_the_detail_the_subspace_drops_and_stays_private(data, fitt
   # Still a draw from the seed alone: the same seed gives the same detail whoever performed.
   np.testing.assert_array_equal(textured.generate(rows[:2], lengths[:2], [[5, 5]] * 2)[0],
                                 textured.generate(rows[:2], lengths[:2], [[5, 5]] * 2)[1])
+
+
+def test_coordinate_scale_keeps_proportions_at_whiten_zero():
+  from skeleton_anon.train.flow_prior import coordinate_scale
+  z = np.random.default_rng(0).standard_normal((500, 3)) * np.array([10.0, 1.0, 0.1])
+  std = z.std(axis=0)
+  # whiten=1: every direction to unit variance (the flow's former coordinates).
+  np.testing.assert_allclose(coordinate_scale(z, 1.0), std, rtol=1e-5)
+  # whiten=0: one unit for all, the geometric mean of the stds, so z / scale keeps the
+  # directions' 100:10:1 proportions at the same overall (geometric) size.
+  zero = coordinate_scale(z, 0.0)
+  np.testing.assert_allclose(zero, np.full(3, np.exp(np.log(std).mean())), rtol=1e-5)
+  np.testing.assert_allclose((z / zero).std(axis=0) / (z / zero).std(axis=0)[-1],
+                             std / std[-1], rtol=1e-5)
+  half = coordinate_scale(z, 0.5)
+  assert zero[0] < half[0] < std[0] and std[2] < half[2] < zero[2]
+
+
+@pytest.mark.parametrize('whiten', [-0.5, 1.5])
+def test_whiten_out_of_range_is_refused_before_any_fit(data, tmp_path, whiten):
+  from skeleton_anon.errors import ConfigError
+  ds, train, _ = data
+  cfg = ml_collections.ConfigDict(dict(optimizer='adam', lr=1e-3, weight_decay=0.0,
+                                       milestones=[], batch_size=16, epochs=1, min_steps=1))
+  with pytest.raises(ConfigError, match='whiten must be in'):
+    fit_flow_prior(ds.x[train], ds.lengths[train], ds.action[train], ds.subject[train],
+                   ds.get_layout(), {**KNOBS, 'whiten': whiten}, cfg,
+                   mesh=parallel.make_mesh(), checkpoint_dir=str(tmp_path / 'flow'))
+  assert not (tmp_path / 'flow').exists()
