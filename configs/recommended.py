@@ -69,8 +69,9 @@ def use_flow_prior(c) -> None:
   millimetre's spread no longer weighs in its loss like the arm's main swing) and trains twice
   as long. Full MSRC-12, three SGN seeds trained on the release and tested on real people:
   93.4, 92.3, 93.3 (mean 93.0), against 89.6, 89.6, 90.6 (89.9) with every direction
-  standardised and 10,000 steps, and 91.6, 75.5, 93.2 with whiten=0 and 10,000 steps
-  (studies/utility_ladder.py, studies/flow_samples.py; docs/privacy.md).
+  standardised and 10,000 steps, 90.6, 90.8, 91.0 standardised and 20,000 steps, and 91.6,
+  75.5, 93.2 with whiten=0 and 10,000 steps (studies/utility_ladder.py,
+  studies/flow_samples.py; docs/privacy.md).
   """
   c.anonymizer.arch = 'flow_prior'
   c.anonymizer.knobs = ml_collections.ConfigDict(dict(
