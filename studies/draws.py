@@ -58,15 +58,23 @@ def _side(ds, privacy, x, repeat: int = 1):
                     action=tile(ds.action), subject=tile(ds.subject))
 
 
+def _fast_suite(data, train_side, test_x) -> dict:
+  """The suite's fast feature attackers (no linkage) fitted on train_side and scored on the
+  test split with skeletons test_x (the original, or its release)."""
+  from skeleton_anon.attacks import suite
+  return suite.run_suite(train_side, _side(data.test, data.privacy_test, test_x),
+                         privacy_target=data.privacy_target, layout=data.layout,
+                         attackers=[n for n in suite.FAST if n != 'linkage'],
+                         num_bootstrap=50, log=lambda line: None)
+
+
 def study_case(case: str, path: str, out: str, draws: list[int], seeds: list[int],
                archs: list[str]) -> dict:
-  from skeleton_anon.attacks import suite
   from skeleton_anon.pipeline import context, stages
   config = _config(case, path)
   run = context.make_run(config, os.path.join(out, case, 'run'))
   stages.anonymize_stage(run)                 # fits (or reloads) the flow prior
   data, batch = run.data, int(config.evaluate.batch_size)
-  fast = [n for n in suite.FAST if n != 'linkage']
   anon_test = run.anonymizer.apply(data.test.x, data.test.lengths, mesh=run.mesh,
                                    batch_size=batch)
   def on_real_people(x, labels, lengths, name):
@@ -92,14 +100,9 @@ def study_case(case: str, path: str, out: str, draws: list[int], seeds: list[int
     labels = np.tile(data.train.action, count)
     lengths = np.tile(data.train.lengths, count)
     networks = on_real_people(x, labels, lengths, f'draws{count}')
-    on_real = suite.run_suite(_side(data.train, data.privacy_train, x, count),
-                              _side(data.test, data.privacy_test, data.test.x),
-                              privacy_target=data.privacy_target, layout=data.layout,
-                              attackers=fast, num_bootstrap=50, log=lambda line: None)
-    on_release = suite.run_suite(_side(data.train, data.privacy_train, x, count),
-                                 _side(data.test, data.privacy_test, anon_test),
-                                 privacy_target=data.privacy_target, layout=data.layout,
-                                 attackers=fast, num_bootstrap=50, log=lambda line: None)
+    released_side = _side(data.train, data.privacy_train, x, count)
+    on_real = _fast_suite(data, released_side, data.test.x)
+    on_release = _fast_suite(data, released_side, anon_test)
     rows[count] = {
         'networks_train_release_test_original': networks,
         'suite_train_release_test_original': on_real['strongest']['action']['value'],

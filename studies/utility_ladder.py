@@ -41,7 +41,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'studies'))
 
 from cases import parse_knobs, present_cases, save_results  # noqa: E402
-from draws import _config, _side  # noqa: E402
+from draws import _config, _fast_suite, _side  # noqa: E402
 
 RUNGS = ('original', 'encoded', 'subspace', 'bodies', 'durations', 'release')
 
@@ -84,14 +84,12 @@ def ladder_rung(prior, x: np.ndarray, lengths: np.ndarray, action: np.ndarray, l
 
 def study_case(case: str, path: str, out: str, rungs: list[str], seeds: list[int],
                archs: list[str], knobs: dict, settings: tuple[str, ...] = ()) -> dict:
-  from skeleton_anon.attacks import suite
   from skeleton_anon.pipeline import context, stages
   config = _config(case, path, settings)
   config.anonymizer.knobs.update(knobs)
   run = context.make_run(config, os.path.join(out, case, 'run'))
   stages.anonymize_stage(run)                 # fits (or reloads) the flow prior
   data, batch = run.data, int(config.evaluate.batch_size)
-  fast = [n for n in suite.FAST if n != 'linkage']
   rows = {}
   for rung in rungs:
     lengths = data.train.lengths
@@ -110,9 +108,7 @@ def study_case(case: str, path: str, out: str, rungs: list[str], seeds: list[int
       logits = run.banks.predict_logits(bank, data.test.x, data.test.lengths)
       found[arch] = [float(np.mean(np.argmax(l, -1) == data.test.action)) for l in logits]
     side = dataclasses.replace(_side(data.train, data.privacy_train, x), lengths=lengths)
-    on_real = suite.run_suite(side, _side(data.test, data.privacy_test, data.test.x),
-                              privacy_target=data.privacy_target, layout=data.layout,
-                              attackers=fast, num_bootstrap=50, log=lambda line: None)
+    on_real = _fast_suite(data, side, data.test.x)
     rows[rung] = {'networks_test_original': found,
                   'suite_test_original': on_real['strongest']['action']['value'],
                   'suite_attacker': on_real['strongest']['action']['attacker']}
